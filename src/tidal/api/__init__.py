@@ -1,0 +1,1 @@
+"""The user-facing dataflow API: flows, streams, windows, aggregates, watermarks."""

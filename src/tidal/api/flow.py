@@ -1,0 +1,185 @@
+"""A flow: the graph of sources, operators and sinks of one pipeline, and how to run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tidal._time import Duration, duration_ms
+from tidal.api.stream import Stream
+from tidal.api.watermarks import BoundedDelay, bounded_delay
+from tidal.connectors.base import Source
+from tidal.errors import ConfigError, PlanError
+from tidal.operators.timeattr import TimeAttr
+from tidal.plan import Node, caller_location, check_columns
+from tidal.runtime.clock import Clock
+from tidal.runtime.deadletters import SCHEMA as DEAD_LETTER_SCHEMA
+from tidal.runtime.deadletters import default_path
+from tidal.runtime.executor import Executor, Metrics
+from tidal.runtime.ingest import PROCESSING_TIME
+
+__all__ = ["Flow", "run_defaults"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+run_defaults: dict[str, Any] = {}
+"""Defaults for :meth:`Flow.run` set by the ``tidal run`` command (quiet, ...)."""
+
+
+class Flow:
+    """A named pipeline: add sources with :meth:`source`, then transform and sink streams.
+
+    >>> import tidal as td
+    >>> flow = td.Flow("hello")
+    >>> flow.source(td.sources.memory([{"word": "hi"}])).print()
+    >>> _ = flow.run(quiet=True)
+    word=hi
+    """
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(
+                f"bad flow name {name!r}: use letters, digits, '.', '_' or '-', e.g. 'bids'"
+            )
+        self.name = name
+        self.nodes: list[Node] = []
+        self._names: set[str] = set()
+        self.last_run: Executor | None = None
+
+    # -- graph building (used by Stream) -----------------------------------------------------
+    def _unique_name(self, label: str, *, explicit: bool, stateful: bool) -> str:
+        if label not in self._names:
+            self._names.add(label)
+            return label
+        if explicit:
+            raise PlanError(f"flow {self.name!r} already has a step named {label!r}; names must be unique")
+        i = 2
+        while f"{label}#{i}" in self._names:
+            i += 1
+        self._names.add(f"{label}#{i}")
+        return f"{label}#{i}"
+
+    def _add(self, node: Node) -> None:
+        self.nodes.append(node)
+
+    # -- sources -------------------------------------------------------------------------------
+    def source(
+        self, source: Source, *, timestamp: str | None = None,
+        watermark: BoundedDelay | Duration | None = None,
+        schema: dict[str, Any] | pl.Schema | None = None, processing_time: bool = False,
+        name: str | None = None,
+    ) -> Stream:
+        """Read ``source`` as a stream.
+
+        - ``timestamp``: the event-time column (epoch ms, datetime, or ISO 8601 strings);
+        - ``watermark``: how out of order events may be, ``td.bounded_delay("200ms")``
+          (a plain duration means the same); default: in order (no delay);
+        - ``schema``: declared column types; records that do not match go to the dead letters;
+        - ``processing_time=True``: use arrival time instead (adds a ``proc_time`` column).
+        """
+        where = caller_location()
+        if not isinstance(source, Source):
+            raise PlanError(
+                f"source at {where}: expected a source such as td.sources.jsonl('in.jsonl'), "
+                f"got {type(source).__name__}"
+            )
+        if timestamp is not None and processing_time:
+            raise ConfigError(f"source at {where}: give timestamp= or processing_time=True, not both")
+        if watermark is None:
+            watermark = bounded_delay(0)
+        elif not isinstance(watermark, BoundedDelay):
+            watermark = bounded_delay(watermark)
+        declared = None if schema is None else pl.Schema(schema)
+        known = declared or source.schema()
+        if timestamp is not None:
+            check_columns("source timestamp", where, [timestamp], known)
+        time: TimeAttr | None = None
+        if timestamp is not None:
+            time = TimeAttr(timestamp)
+            if known is not None and known[timestamp] == pl.String:
+                known = pl.Schema({**known, timestamp: pl.Datetime("ms")})
+        if processing_time:
+            time = TimeAttr(PROCESSING_TIME)
+            if known is not None:
+                known = pl.Schema({**known, PROCESSING_TIME: pl.Datetime("ms")})
+        step = self._unique_name(name or source.name, explicit=name is not None, stateful=True)
+        node = Node(
+            "source", step, [], None, time=time, schema=known, where=where, source=source,
+            options={"timestamp": timestamp, "watermark": watermark, "schema": declared,
+                     "processing_time": processing_time},
+        )
+        self._add(node)
+        return Stream(self, node)
+
+    def dead_letters(self) -> Stream:
+        """The records this flow could not process, as a stream (see
+        :mod:`tidal.runtime.deadletters` for the columns)."""
+        for n in self.nodes:
+            if n.kind == "dead_letters":
+                return Stream(self, n)
+        node = Node("dead_letters", "dead_letters", [], None, schema=DEAD_LETTER_SCHEMA,
+                    where=caller_location())
+        self._names.add(node.name)
+        self._add(node)
+        return Stream(self, node)
+
+    # -- running -------------------------------------------------------------------------------
+    def executor(
+        self, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
+        max_delay: Duration = "5ms", dead_letter_path: str | Path | None | bool = True,
+    ) -> Executor:
+        """An executor for this flow (for stepping it yourself; most code calls :meth:`run`)."""
+        if dead_letter_path is True:
+            dead_letter_path = default_path(self.name)
+        elif dead_letter_path is False:
+            dead_letter_path = None
+        return Executor(
+            self, clock=clock, max_batch_rows=max_batch_rows,
+            max_delay_ms=duration_ms(max_delay, "max_delay"), dead_letter_path=dead_letter_path,
+        )
+
+    def run(
+        self, *, quiet: bool | None = None, max_batch_rows: int | None = None,
+        max_delay: Duration = "5ms", duration: Duration | None = None,
+        dead_letter_path: str | Path | None | bool = True, stop: threading.Event | None = None,
+    ) -> Metrics:
+        """Run the flow until its input ends (bounded sources), ``duration`` passes, ``stop``
+        is set, or Ctrl-C. Returns the run's counters.
+
+        A live status line (events/s, watermark lag, late and dead-letter counts) shows on a
+        terminal unless ``quiet``.
+        """
+        if quiet is None:
+            quiet = run_defaults.get("quiet", False)
+        if max_batch_rows is None:
+            max_batch_rows = int(run_defaults.get("max_batch_rows", os.environ.get(
+                "TIDAL_MAX_BATCH_ROWS", 100_000)))
+        ex = self.executor(max_batch_rows=max_batch_rows, max_delay=max_delay,
+                           dead_letter_path=dead_letter_path)
+        self.last_run = ex
+        duration_s = None if duration is None else duration_ms(duration, "duration") / 1000
+        ex.open()
+        status = None
+        if not quiet:
+            from tidal.status import StatusLine
+
+            status = StatusLine.for_terminal(self.name)
+        try:
+            if status is None:
+                return ex.run(stop=stop, duration_s=duration_s)
+            with status:
+                return ex.run(stop=stop, duration_s=duration_s, on_tick=status.update)
+        finally:
+            if ex.dead.count and ex.dead.path is not None:
+                import sys
+
+                print(f"tidal: {ex.dead.count} dead letter(s) written to {ex.dead.path}",
+                      file=sys.stderr)
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r}, steps={[n.name for n in self.nodes]})"

@@ -1,0 +1,2 @@
+"""Sources and sinks, one module per external system; users import them through
+:mod:`tidal.sources` and :mod:`tidal.sinks`."""

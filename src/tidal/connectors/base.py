@@ -1,0 +1,127 @@
+"""The contracts between connectors and the runtime.
+
+A connector author implements these classes and never needs to read the runtime.
+
+Sources
+-------
+A :class:`Source` is split into named partitions. For each partition the runtime calls
+:meth:`Source.open` with the position to resume from (``None``: the beginning) and then
+polls the returned :class:`SourcePartition`:
+
+- ``poll(max_rows)`` must **not block**: it returns the rows available now (at most
+  ``max_rows``) as a Polars DataFrame or Arrow table, or ``None`` when nothing is ready.
+  A partition that waits on I/O does so in its own thread and calls ``ctx.wake()`` when
+  data arrives, so an idle pipeline sleeps instead of spinning.
+- ``done`` becomes true when a bounded partition has returned its last row.
+- ``position()`` is the JSON-serializable position *after* the last row returned; opening
+  the partition again at that position continues exactly there (that is what makes
+  recovery exact).
+- Records that cannot be decoded go to ``ctx.dead_letter(...)`` with the reason; they are
+  never dropped silently and never stop the pipeline.
+
+Sinks
+-----
+A :class:`Sink` receives every output batch through ``write``; ``flush`` is called at the end
+of each step of the runtime loop (and before a checkpoint), ``close`` once at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["Sink", "SinkContext", "Source", "SourceContext", "SourcePartition"]
+
+Batch = pl.DataFrame | pa.Table | pa.RecordBatch
+
+
+@dataclass
+class SourceContext:
+    """What the runtime hands a source partition when it opens it."""
+
+    flow: str
+    source: str
+    partition: str
+    dead_letter: Callable[[Any, str, Any], None]
+    """``dead_letter(record, reason, position)``: keep an undecodable record with its reason."""
+    wakeup: threading.Event = field(default_factory=threading.Event)
+
+    def wake(self) -> None:
+        """Tell the runtime that new data is ready (safe from any thread)."""
+        self.wakeup.set()
+
+
+class SourcePartition(ABC):
+    """One partition of a source being read; see the module docstring for the rules."""
+
+    @abstractmethod
+    def poll(self, max_rows: int) -> Batch | None:
+        """Return up to ``max_rows`` rows available now, or ``None``; never block."""
+
+    @property
+    def done(self) -> bool:
+        """True once a bounded partition has returned all of its rows."""
+        return False
+
+    @abstractmethod
+    def position(self) -> Any:
+        """JSON-serializable position after the last row returned by :meth:`poll`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; called once."""
+
+
+class Source(ABC):
+    """A partitioned input of a flow."""
+
+    name: str = "source"
+
+    @abstractmethod
+    def partitions(self) -> list[str]:
+        """Names of the partitions, stable across restarts."""
+
+    @abstractmethod
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        """Open ``partition`` to read from ``position`` (``None``: from the beginning)."""
+
+    def schema(self) -> pl.Schema | None:
+        """The schema of the rows, if known before running (used to validate pipelines)."""
+        return None
+
+    @property
+    def bounded(self) -> bool:
+        """Whether every partition ends (so the flow finishes when they are read)."""
+        return False
+
+
+@dataclass
+class SinkContext:
+    """What the runtime hands a sink when it opens it."""
+
+    flow: str
+    sink: str
+
+
+class Sink(ABC):
+    """A destination of output batches."""
+
+    name: str = "sink"
+
+    def open(self, ctx: SinkContext) -> None:  # noqa: B027 - optional hook
+        """Prepare to receive batches (connect, create files)."""
+
+    @abstractmethod
+    def write(self, batch: pl.DataFrame) -> None:
+        """Receive one batch of output rows."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Make what was written so far visible/durable; called at the end of each step."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources; called once at the end."""

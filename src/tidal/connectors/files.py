@@ -1,0 +1,356 @@
+"""Files: JSON lines, CSV and Parquet, as sources (bounded, or tailing with ``follow``) and
+as sinks.
+
+A path may be a glob; each matching file is one partition, read in order. A source's
+position is the byte offset (JSON lines, CSV) or row number (Parquet) after the last row
+returned, so a restarted flow continues exactly where it stopped. Lines that cannot be
+parsed go to the dead letters with their file and byte offset.
+"""
+
+from __future__ import annotations
+
+import csv as csvmod
+import glob
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tidal.connectors.base import Sink, SinkContext, Source, SourceContext, SourcePartition
+from tidal.errors import SinkError, SourceError
+
+__all__ = ["CsvSink", "JsonLinesSink", "ParquetSink", "csv", "jsonl", "parquet"]
+
+_CHUNK = 4 << 20
+
+
+def _expand(path: str | os.PathLike[str], follow: bool) -> list[str]:
+    p = os.fspath(path)
+    if glob.has_magic(p):
+        files = sorted(glob.glob(p))
+        if not files and not follow:
+            raise SourceError(f"no file matches {p!r}; check the path (relative to {os.getcwd()})")
+        return files
+    if not follow and not os.path.exists(p):
+        raise SourceError(f"file {p!r} does not exist (relative to {os.getcwd()})")
+    return [p]
+
+
+class _LinePartition(SourcePartition):
+    """Reads a growing text file in byte chunks cut at line ends."""
+
+    def __init__(self, path: str, position: int | None, follow: bool, ctx: SourceContext,
+                 skip_header: bool) -> None:
+        self.path, self.follow, self.ctx = path, follow, ctx
+        self.offset = position or 0
+        self.file: io.BufferedReader | None = None
+        self.finished = False
+        self.header: list[str] | None = None
+        self.skip_header = skip_header
+
+    def _open(self) -> io.BufferedReader | None:
+        if self.file is None:
+            try:
+                self.file = open(self.path, "rb")  # noqa: SIM115 - kept open while reading
+            except FileNotFoundError:
+                if self.follow:
+                    return None
+                raise
+            if self.skip_header:
+                first = self.file.readline()
+                self.header = next(csvmod.reader([first.decode()])) if first else None
+                if self.offset == 0:
+                    self.offset = len(first)
+        return self.file
+
+    def poll(self, max_rows: int) -> pl.DataFrame | None:
+        if self.finished:
+            return None
+        f = self._open()
+        if f is None:
+            return None
+        if self.skip_header and self.header is None:
+            f.close()
+            self.file = None  # file still empty: try again on the next poll
+            if not self.follow:
+                self.finished = True
+            return None
+        f.seek(self.offset)
+        data = f.read(min(_CHUNK, max(max_rows, 1) * 256))
+        if not data:
+            if not self.follow:
+                self.finished = True
+            return None
+        end = data.rfind(b"\n")
+        if end < 0:
+            if self.follow and len(data) < _CHUNK:
+                return None  # a line still being written
+            end = len(data) - 1
+        elif not self.follow and len(data) < min(_CHUNK, max(max_rows, 1) * 256):
+            end = len(data) - 1  # last chunk of a bounded file: take the unterminated tail too
+        chunk = data[: end + 1]
+        start = self.offset
+        self.offset += len(chunk)
+        return self.parse(chunk, start)
+
+    def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
+        raise NotImplementedError  # pragma: no cover - both subclasses override
+
+    def reject(self, line: bytes, reason: str, offset: int) -> None:
+        self.ctx.dead_letter(line.decode(errors="replace"), reason,
+                             {"file": self.path, "offset": offset})
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    def position(self) -> int:
+        return self.offset
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class _JsonLines(_LinePartition):
+    def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
+        if not chunk.strip():
+            return None
+        try:
+            return pl.read_ndjson(chunk, infer_schema_length=None)
+        except (pl.exceptions.PolarsError, ValueError, OSError):
+            pass
+        rows, offset = [], start
+        for line in chunk.split(b"\n"):
+            if line.strip():
+                try:
+                    value = orjson.loads(line)
+                    if not isinstance(value, dict):
+                        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+                    rows.append(value)
+                except (orjson.JSONDecodeError, ValueError) as exc:
+                    self.reject(line, f"invalid JSON line: {exc}", offset)
+            offset += len(line) + 1
+        if not rows:
+            return None
+        try:
+            return pl.from_dicts(rows, infer_schema_length=None)
+        except (pl.exceptions.PolarsError, TypeError, ValueError):
+            return pl.from_dicts([{k: None if v is None else str(v) for k, v in r.items()} for r in rows])
+
+
+class _Csv(_LinePartition):
+    def __init__(self, *args: Any, options: dict[str, Any]) -> None:
+        super().__init__(*args, skip_header=True)
+        self.options = options
+
+    def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
+        assert self.header is not None
+        try:
+            return pl.read_csv(chunk, has_header=False, new_columns=self.header, **self.options)
+        except (pl.exceptions.PolarsError, ValueError):
+            pass
+        good, offset = [], start
+        for line in chunk.split(b"\n"):
+            if line.strip():
+                fields = next(csvmod.reader([line.decode(errors="replace")]))
+                if len(fields) == len(self.header):
+                    good.append(line)
+                else:
+                    self.reject(line, f"expected {len(self.header)} fields, found {len(fields)}", offset)
+            offset += len(line) + 1
+        if not good:
+            return None
+        return pl.read_csv(b"\n".join(good), has_header=False, new_columns=self.header,
+                           infer_schema_length=None, **self.options)
+
+
+class _FileSource(Source):
+    def __init__(self, path: str | os.PathLike[str], follow: bool) -> None:
+        self.path = os.fspath(path)
+        self.follow = follow
+        self.files = _expand(self.path, follow)
+
+    def partitions(self) -> list[str]:
+        return self.files
+
+    @property
+    def bounded(self) -> bool:
+        return not self.follow
+
+
+class JsonLines(_FileSource):
+    """JSON objects, one per line."""
+
+    name = "jsonl"
+
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        return _JsonLines(partition, position, self.follow, ctx, skip_header=False)
+
+    def schema(self) -> pl.Schema | None:
+        for f in self.files:
+            try:
+                with open(f, "rb") as fh:
+                    head = b"".join(fh.readline() for _ in range(100))
+                return pl.read_ndjson(head).schema if head.strip() else None
+            except (OSError, pl.exceptions.PolarsError, ValueError):
+                return None
+        return None
+
+
+class Csv(_FileSource):
+    """Comma-separated values with a header line."""
+
+    name = "csv"
+
+    def __init__(self, path: str | os.PathLike[str], follow: bool, options: dict[str, Any]) -> None:
+        super().__init__(path, follow)
+        self.options = options
+
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        return _Csv(partition, position, self.follow, ctx, options=self.options)
+
+    def schema(self) -> pl.Schema | None:
+        for f in self.files:
+            try:
+                return pl.read_csv(f, n_rows=100, **self.options).schema
+            except (OSError, pl.exceptions.PolarsError, ValueError):
+                return None
+        return None
+
+
+class _ParquetPartition(SourcePartition):
+    def __init__(self, path: str, position: int | None) -> None:
+        self.file = pq.ParquetFile(path)
+        self.offset = position or 0
+        self.total = self.file.metadata.num_rows
+        self.batches = None
+
+    def poll(self, max_rows: int) -> pa.Table | None:
+        if self.offset >= self.total:
+            return None
+        if self.batches is None:
+            self.batches = self.file.iter_batches(batch_size=max_rows)
+            skip = self.offset
+            self.buffer: pa.Table | None = None
+            while skip > 0:
+                b = next(self.batches)
+                if b.num_rows > skip:
+                    self.buffer = pa.Table.from_batches([b.slice(skip)])
+                skip -= b.num_rows
+        if self.buffer is not None:
+            out, self.buffer = self.buffer, None
+        else:
+            out = pa.Table.from_batches([next(self.batches)])
+        self.offset += out.num_rows
+        return out
+
+    @property
+    def done(self) -> bool:
+        return self.offset >= self.total
+
+    def position(self) -> int:
+        return self.offset
+
+
+class Parquet(_FileSource):
+    """Parquet files (bounded)."""
+
+    name = "parquet"
+
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        return _ParquetPartition(partition, position)
+
+    def schema(self) -> pl.Schema | None:
+        return pl.read_parquet_schema(self.files[0]) if self.files else None  # type: ignore[return-value]
+
+
+def jsonl(path: str | os.PathLike[str], follow: bool = False) -> JsonLines:
+    """Read JSON lines from ``path`` (a file or glob); ``follow=True`` tails growing files."""
+    return JsonLines(path, follow)
+
+
+def csv(path: str | os.PathLike[str], follow: bool = False, **options: Any) -> Csv:
+    """Read CSV with a header from ``path``; ``options`` go to ``polars.read_csv``."""
+    return Csv(path, follow, options)
+
+
+def parquet(path: str | os.PathLike[str]) -> Parquet:
+    """Read Parquet files from ``path`` (a file or glob)."""
+    return Parquet(path, follow=False)
+
+
+# -- sinks -------------------------------------------------------------------------------------
+class _FileSink(Sink):
+    def __init__(self, path: str | os.PathLike[str], append: bool) -> None:
+        self.path = Path(path)
+        self.append = append
+        self.file: io.BufferedWriter | None = None
+
+    def open(self, ctx: SinkContext) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "ab" if self.append else "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise SinkError(f"sink {ctx.sink!r} cannot open {str(self.path)!r}: {exc}") from exc
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class JsonLinesSink(_FileSink):
+    """Appends rows as JSON lines (datetimes as ISO 8601)."""
+
+    name = "jsonl"
+
+    def write(self, batch: pl.DataFrame) -> None:
+        assert self.file is not None
+        batch.write_ndjson(self.file)
+
+
+class CsvSink(_FileSink):
+    """Writes rows as CSV with one header line."""
+
+    name = "csv"
+
+    def open(self, ctx: SinkContext) -> None:
+        self.wrote_header = self.append and self.path.exists() and self.path.stat().st_size > 0
+        super().open(ctx)
+
+    def write(self, batch: pl.DataFrame) -> None:
+        assert self.file is not None
+        batch.write_csv(self.file, include_header=not self.wrote_header)
+        self.wrote_header = True
+
+
+class ParquetSink(Sink):
+    """Writes rows to one Parquet file, valid once the flow ends."""
+
+    name = "parquet"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pl.DataFrame) -> None:
+        table = batch.to_arrow()
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+

@@ -1,0 +1,1 @@
+"""Physical operators, one module per family; all share :class:`tidal.operators.base.Operator`."""

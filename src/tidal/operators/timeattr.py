@@ -1,0 +1,28 @@
+"""Where a stream's event time comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from tidal._time import time_ms_expr
+
+__all__ = ["TimeAttr"]
+
+
+@dataclass(frozen=True)
+class TimeAttr:
+    """Event time = the column ``column`` (epoch ms or datetime) plus ``offset_ms``.
+
+    Window results use ``TimeAttr("window_end", -1)``: the last instant of the window, so a
+    downstream window assigns each result to the window containing its source window.
+    """
+
+    column: str
+    offset_ms: int = 0
+
+    def expr(self, schema: pl.Schema) -> pl.Expr:
+        """Int64 epoch-ms expression for a batch with ``schema``."""
+        e = time_ms_expr(self.column, schema[self.column])
+        return e + self.offset_ms if self.offset_ms else e

@@ -1,0 +1,1 @@
+"""The runtime: executor loop, source ingestion, watermarks, timers, dead letters."""

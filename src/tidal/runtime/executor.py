@@ -1,0 +1,290 @@
+"""The executor: runs a flow's graph over micro-batches in one thread.
+
+One step of the loop:
+
+1. poll every open source partition once (non-blocking) for up to ``max_batch_rows`` rows;
+2. push each batch through the graph depth-first (operators emit straight into their
+   downstream operators and sinks);
+3. recompute watermarks in topological order: a source's is the minimum over its active
+   partitions, any other node's the minimum over its inputs; an operator whose input
+   watermark advanced gets ``on_watermark`` and its results reach downstream before the
+   new watermark does;
+4. fire processing-time timers that are due; flush sinks.
+
+When no partition had data, the loop sleeps until a source wakes it or ``max_delay_ms``
+passes, so a slow input gives small batches at low latency and a fast one large batches at
+high throughput. When every bounded source is exhausted, a final watermark of +inf fires
+every open window and the run ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from tidal._time import MAX_TIME, MIN_TIME
+from tidal.connectors.base import SinkContext, SourceContext
+from tidal.errors import PlanError, SourceError
+from tidal.operators.base import Operator, OperatorContext
+from tidal.plan import Node
+from tidal.runtime.clock import Clock, SystemClock
+from tidal.runtime.deadletters import DeadLetters
+from tidal.runtime.ingest import PartitionReader
+
+if TYPE_CHECKING:
+    from tidal.api.flow import Flow
+
+__all__ = ["Executor", "Metrics"]
+
+
+@dataclass
+class Metrics:
+    """Counters of a run, read by the status line and returned by :meth:`tidal.Flow.run`."""
+
+    events_in: int = 0
+    rows_out: int = 0
+    late: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    watermark: int = MIN_TIME
+    started_ms: int = 0
+    per_step_rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Executor:
+    """Runs one flow; see the module docstring for the loop."""
+
+    def __init__(
+        self, flow: Flow, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
+        max_delay_ms: int = 5, dead_letter_path: str | Path | None = None,
+    ) -> None:
+        if max_batch_rows < 1:
+            raise PlanError(f"max_batch_rows must be at least 1, not {max_batch_rows}")
+        self.flow = flow
+        self.clock = clock or SystemClock()
+        self.max_batch_rows = max_batch_rows
+        self.max_delay_ms = max_delay_ms
+        self.nodes = list(flow.nodes)
+        self.metrics = Metrics(started_ms=self.clock.now())
+        self.dead = DeadLetters(flow.name, dead_letter_path, self.clock.now)
+        self.wakeup = threading.Event()
+        self.ops: dict[Node, Operator] = {}
+        self.readers: dict[Node, list[PartitionReader]] = {}
+        self.downstream: dict[tuple[Node, str], list[tuple[Node, int]]] = defaultdict(list)
+        self.wm: dict[Node, int] = {}
+        self.next_timer: dict[Node, int] = {}
+        self.opened = False
+        self.finished = False
+
+    # -- set-up ------------------------------------------------------------------------------
+    def open(self, positions: dict[str, dict[str, Any]] | None = None) -> None:
+        """Create operators, open sinks and source partitions (at ``positions`` if given)."""
+        if not self.flow.nodes:
+            raise PlanError(f"flow {self.flow.name!r} has no steps; add a source and a sink")
+        if not any(n.kind == "sink" for n in self.nodes):
+            raise PlanError(
+                f"flow {self.flow.name!r} has no sink, so its results would go nowhere; "
+                "add one, e.g. stream.print() or stream.sink(td.sinks.jsonl('out.jsonl'))"
+            )
+        now = self.clock.now()
+        for node in self.nodes:
+            for idx, (up, port) in enumerate(node.inputs):
+                self.downstream[(up, port)].append((node, idx))
+            self.wm[node] = MIN_TIME
+            if node.kind == "source":
+                self._open_source(node, (positions or {}).get(node.name), now)
+            elif node.kind == "dead_letters":
+                self.wm[node] = MAX_TIME
+                self.dead.listeners.append(lambda f, n=node: self._deliver(n, "out", f))
+            elif node.kind == "sink":
+                node.sink.open(SinkContext(self.flow.name, node.name))
+            else:
+                assert node.make is not None
+                op = node.make()
+                op.open(OperatorContext(
+                    name=node.name, emit=lambda b, port, n=node: self._deliver(n, port, b),
+                    dead_letter=lambda recs, reason, n=node: self.dead.add(recs, reason, step=n.name),
+                    now=self.clock.now, count_late=self._count_late,
+                ))
+                self.ops[node] = op
+                if op.timer_interval_ms:
+                    self.next_timer[node] = now + op.timer_interval_ms
+        self.opened = True
+
+    def _open_source(self, node: Node, positions: dict[str, Any] | None, now: int) -> None:
+        src = node.source
+        readers = []
+        for part in src.partitions():
+            ctx = SourceContext(
+                self.flow.name, node.name, part,
+                dead_letter=lambda rec, reason, pos, n=node, p=part: self.dead.add(
+                    [rec], reason, step=n.name, source=n.name, partition=p, position=pos),
+                wakeup=self.wakeup,
+            )
+            try:
+                reader = src.open(part, (positions or {}).get(part), ctx)
+            except OSError as exc:
+                raise SourceError(f"source {node.name!r} partition {part!r}: {exc}") from exc
+            opts = node.options
+            readers.append(PartitionReader(
+                node.name, part, reader, opts["timestamp"], opts["watermark"], opts["schema"],
+                opts["processing_time"], self._source_dead_letter(node), now,
+            ))
+        self.readers[node] = readers
+
+    def _source_dead_letter(self, node: Node) -> Callable[..., None]:
+        def reject(rows: pl.DataFrame, reason: str, **where: Any) -> None:
+            self.dead.add(rows, reason, step=node.name, **where)
+        return reject
+
+    def _count_late(self, n: int) -> None:
+        self.metrics.late += n
+
+    # -- data --------------------------------------------------------------------------------
+    def _deliver(self, node: Node, port: str, batch: pl.DataFrame) -> None:
+        for child, idx in self.downstream.get((node, port), ()):
+            if child.kind == "sink":
+                child.sink.write(batch)
+                self.metrics.rows_out += batch.height
+            else:
+                self.ops[child].on_batch(batch, idx)
+
+    def positions(self) -> dict[str, dict[str, Any]]:
+        """Every source partition's position after the last batch read."""
+        return {n.name: {r.partition: r.reader.position() for r in rs}
+                for n, rs in self.readers.items()}
+
+    def step(self) -> bool:
+        """One pass of the loop; True when any source produced rows."""
+        progressed = False
+        now = self.clock.now()
+        for node, readers in self.readers.items():
+            for reader in readers:
+                if reader.closed:
+                    continue
+                batch = reader.poll(self.max_batch_rows, now)
+                if batch is not None:
+                    progressed = True
+                    self.metrics.events_in += batch.height
+                    self.metrics.batches += 1
+                    self._deliver(node, "out", batch)
+                if reader.done:
+                    reader.reader.close()
+                    reader.closed = True
+        self.advance_watermarks(self.clock.now())
+        self.fire_timers(self.clock.now())
+        for node in self.nodes:
+            if node.kind == "sink":
+                node.sink.flush()
+        self.metrics.dead_letters = self.dead.count
+        return progressed
+
+    def source_watermark(self, node: Node, now: int) -> int:
+        """Minimum watermark over the source's active partitions (idle ones excluded)."""
+        marks = [r.watermark(now) for r in self.readers[node]]
+        active = [wm for wm, idle in marks if not idle]
+        if active:
+            return min(active)
+        return max(wm for wm, _ in marks) if marks else MAX_TIME
+
+    def advance_watermarks(self, now: int, force: int | None = None) -> None:
+        """Recompute every node's watermark and let operators react, in topological order."""
+        for node in self.nodes:
+            if node.kind == "dead_letters":
+                continue
+            if node.kind == "source":
+                wm = force if force is not None else self.source_watermark(node, now)
+            else:
+                wm = min(self.wm[up] for up, _ in node.inputs)
+            if wm <= self.wm[node]:
+                continue
+            self.wm[node] = wm
+            op = self.ops.get(node)
+            if op is not None:
+                op.on_watermark(wm)
+        sources = [self.wm[n] for n in self.readers]
+        self.metrics.watermark = min(sources) if sources else MAX_TIME
+
+    def fire_timers(self, now: int) -> None:
+        """Call ``on_timer`` of operators whose processing-time interval has elapsed."""
+        for node, due in self.next_timer.items():
+            if now >= due:
+                op = self.ops[node]
+                op.on_timer(now)
+                interval = op.timer_interval_ms or 1
+                self.next_timer[node] = now + interval
+
+    @property
+    def exhausted(self) -> bool:
+        """True when every source partition has ended (bounded input fully read)."""
+        return all(r.closed for rs in self.readers.values() for r in rs)
+
+    def finish(self, flush: bool = True) -> None:
+        """End the run: on ``flush``, a final +inf watermark fires every open window."""
+        if self.finished:
+            return
+        self.finished = True
+        if flush:
+            self.advance_watermarks(self.clock.now(), force=MAX_TIME)
+        for op in self.ops.values():
+            op.close()
+        for node in self.nodes:
+            if node.kind == "sink":
+                node.sink.close()
+        for readers in self.readers.values():
+            for r in readers:
+                if not r.closed:
+                    r.reader.close()
+                    r.closed = True
+        self.metrics.dead_letters = self.dead.count
+        self.dead.close()
+
+    def run(
+        self, *, stop: threading.Event | None = None, duration_s: float | None = None,
+        on_tick: Callable[[Executor], None] | None = None, tick_s: float = 0.5,
+    ) -> Metrics:
+        """Run until the input ends, ``stop`` is set or ``duration_s`` passes."""
+        if not self.opened:
+            self.open()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_tick = time.monotonic() + tick_s
+        interrupted = False
+        try:
+            while True:
+                progressed = self.step()
+                if self.exhausted:
+                    break
+                if (stop is not None and stop.is_set()) or (
+                    deadline is not None and time.monotonic() >= deadline
+                ):
+                    interrupted = True
+                    break
+                if on_tick is not None and time.monotonic() >= next_tick:
+                    on_tick(self)
+                    next_tick = time.monotonic() + tick_s
+                if not progressed:
+                    self.wakeup.wait(self._idle_wait())
+                    self.wakeup.clear()
+        except KeyboardInterrupt:
+            interrupted = True
+        except BaseException:
+            self.finish(flush=False)
+            raise
+        self.finish(flush=not interrupted)
+        if on_tick is not None:
+            on_tick(self)
+        return self.metrics
+
+    def _idle_wait(self) -> float:
+        wait = self.max_delay_ms / 1000
+        if self.next_timer:
+            until = (min(self.next_timer.values()) - self.clock.now()) / 1000
+            wait = max(0.0, min(wait, until))
+        return wait

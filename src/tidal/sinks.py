@@ -1,0 +1,51 @@
+"""Where results go. Pass one to :meth:`tidal.Stream.sink`.
+
+>>> import tidal as td
+>>> out = td.sinks.memory()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tidal.connectors.base import Sink, SinkContext
+from tidal.connectors.console import Console
+import os
+
+from tidal.connectors.files import CsvSink, JsonLinesSink, ParquetSink
+from tidal.connectors.memory import Callback, Collect
+from tidal.connectors.sqlite import sqlite
+
+__all__ = ["Sink", "SinkContext", "callback", "console", "csv", "jsonl", "memory", "parquet", "sqlite"]
+
+
+def console(prefix: str = "") -> Console:
+    """Print every row to standard output (what ``stream.print()`` uses)."""
+    return Console(prefix)
+
+
+def callback(fn: Callable[[Any], Any], as_frame: bool = False) -> Callback:
+    """Call ``fn(rows)`` for every output batch (a list of dicts; the frame with ``as_frame``).
+    At-least-once: after a crash and recovery a batch may be passed again."""
+    return Callback(fn, as_frame)
+
+
+def memory() -> Collect:
+    """Keep the output in memory: ``sink.rows`` / ``sink.frame()`` (handy in tests)."""
+    return Collect()
+
+
+def jsonl(path: str | os.PathLike[str], append: bool = False) -> JsonLinesSink:
+    """Write rows as JSON lines to ``path`` (replaced at start unless ``append``)."""
+    return JsonLinesSink(path, append)
+
+
+def csv(path: str | os.PathLike[str], append: bool = False) -> CsvSink:
+    """Write rows as CSV with a header to ``path`` (replaced at start unless ``append``)."""
+    return CsvSink(path, append)
+
+
+def parquet(path: str | os.PathLike[str]) -> ParquetSink:
+    """Write rows to one Parquet file at ``path``, complete when the flow ends."""
+    return ParquetSink(path)
