@@ -13,11 +13,13 @@ from tidal.connectors.base import Sink, SinkContext
 from tidal.connectors.console import Console
 import os
 
+import polars as pl
+
 from tidal.connectors.files import CsvSink, JsonLinesSink, ParquetSink
 from tidal.connectors.memory import Callback, Collect
 from tidal.connectors.sqlite import sqlite
 
-__all__ = ["Sink", "SinkContext", "callback", "console", "csv", "jsonl", "memory", "parquet", "sqlite"]
+__all__ = ["Blackhole", "Sink", "SinkContext", "blackhole", "callback", "console", "csv", "jsonl", "memory", "parquet", "sqlite"]
 
 
 def console(prefix: str = "") -> Console:
@@ -49,3 +51,20 @@ def csv(path: str | os.PathLike[str], append: bool = False) -> CsvSink:
 def parquet(path: str | os.PathLike[str]) -> ParquetSink:
     """Write rows to one Parquet file at ``path``, complete when the flow ends."""
     return ParquetSink(path)
+
+
+class Blackhole(Sink):
+    """Discards rows, counting them (for benchmarks; Flink's ``blackhole``)."""
+
+    name = "blackhole"
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def write(self, batch: pl.DataFrame) -> None:
+        self.rows += batch.height
+
+
+def blackhole() -> Blackhole:
+    """Discard every row (counting them in ``.rows``)."""
+    return Blackhole()

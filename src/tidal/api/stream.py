@@ -5,7 +5,7 @@
 >>> bids = flow.source(td.sources.memory([{"auction": 1, "price": 5, "t": 0}]), timestamp="t")
 >>> out = bids.filter(pl.col("price") > 1).key_by("auction").window(td.tumbling("10s")) \\
 ...           .agg(n=td.agg.count())
->>> rows = []; out.sink(td.sinks.callback(rows.extend)); flow.run(quiet=True)
+>>> rows = []; out.sink(td.sinks.callback(rows.extend)); _ = flow.run(quiet=True)
 >>> rows
 [{'auction': 1, 'window_start': 0, 'window_end': 10000, 'n': 1}]
 """

@@ -73,6 +73,11 @@ class SourcePartition(ABC):
     def position(self) -> Any:
         """JSON-serializable position after the last row returned by :meth:`poll`."""
 
+    def watermark(self) -> int | None:
+        """A watermark the partition knows itself (epoch ms), or ``None`` to let the flow's
+        watermark strategy derive one from the timestamps seen (the usual case)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; called once."""
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,6 @@ class Metrics:
     batches: int = 0
     watermark: int = MIN_TIME
     started_ms: int = 0
-    per_step_rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 class Executor:

@@ -64,6 +64,9 @@ class PartitionReader:
             return MAX_TIME, False
         if self.processing_time:
             return now_ms, False
+        own = self.reader.watermark()
+        if own is not None:
+            return own, False
         wm = MIN_TIME if self.max_ts == MIN_TIME else self.max_ts - self.strategy.delay_ms
         idle = self.strategy.idle_ms is not None and now_ms - self.last_data_ms >= self.strategy.idle_ms
         return wm, idle
