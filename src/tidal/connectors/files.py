@@ -316,6 +316,10 @@ class JsonLinesSink(_FileSink):
 
     def write(self, batch: pl.DataFrame) -> None:
         assert self.file is not None
+        # Polars writes naive datetimes with a space ("2024-01-02 03:04:05"); ISO 8601 wants "T"
+        naive = [c for c, t in batch.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
+        if naive:
+            batch = batch.with_columns(pl.col(naive).dt.to_string("iso:strict"))
         batch.write_ndjson(self.file)
 
 
