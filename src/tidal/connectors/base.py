@@ -73,6 +73,12 @@ class SourcePartition(ABC):
     def position(self) -> Any:
         """JSON-serializable position after the last row returned by :meth:`poll`."""
 
+    def next_awake(self) -> float | None:
+        """When (``time.monotonic()`` seconds) this partition expects its next rows, if it
+        knows (a paced generator does); the runtime then sleeps until then instead of
+        polling. ``None``: unknown, wake on ``ctx.wake()`` or the runtime's short delay."""
+        return None
+
     def watermark(self) -> int | None:
         """A watermark the partition knows itself (epoch ms), or ``None`` to let the flow's
         watermark strategy derive one from the timestamps seen (the usual case)."""

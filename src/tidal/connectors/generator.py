@@ -36,6 +36,11 @@ class _GeneratorPartition(SourcePartition):
         self.k += n
         return out
 
+    def next_awake(self) -> float | None:
+        if not self.src.paced:
+            return None
+        return self.started + (self.k + 1) / self.src.rate
+
     @property
     def done(self) -> bool:
         return self.src.events is not None and self.k >= self.src.events

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from tidal._time import time_ms_expr
+from tidal.errors import PlanError
+
+from tidal._time import time_ms_expr, time_ms_series
 
 __all__ = ["TimeAttr"]
 
@@ -26,3 +28,15 @@ class TimeAttr:
         """Int64 epoch-ms expression for a batch with ``schema``."""
         e = time_ms_expr(self.column, schema[self.column])
         return e + self.offset_ms if self.offset_ms else e
+
+    def series(self, batch: pl.DataFrame) -> pl.Series:
+        """The Int64 epoch-ms event times of ``batch``."""
+        try:
+            column = batch.get_column(self.column)
+        except pl.exceptions.ColumnNotFoundError:
+            raise PlanError(
+                f"the event-time column {self.column!r} is missing from a batch with columns "
+                f"{batch.columns}; a step before this one (map, select, ...) dropped it"
+            ) from None
+        t = time_ms_series(column)
+        return t + self.offset_ms if self.offset_ms else t

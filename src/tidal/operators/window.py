@@ -56,20 +56,27 @@ class _Aggregating(Operator):
         self.late_rows = 0
 
     def with_time(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """``batch`` with the Int64 event-time column ``__t`` added."""
+        t = self.time.series(batch)
         if self.time_dtype is None:
             self.time_dtype = batch.schema[self.time.column]
-        return batch.with_columns(self.time.expr(batch.schema).alias(TIME))
+        return batch.with_columns(t.alias(TIME))
 
-    def split_late(self, batch: pl.DataFrame, last_end: pl.Expr) -> pl.DataFrame:
-        """Send rows whose every window has expired to the late port; return the rest."""
-        if self.watermark == MIN_TIME:
+    def split_late(self, batch: pl.DataFrame, last_end: pl.Expr,
+                   earliest_end: int) -> pl.DataFrame:
+        """Send rows whose every window has expired to the late port; return the rest.
+
+        ``earliest_end`` is ``last_end`` of the batch's earliest event: when even that one
+        is on time, so is the whole batch and no filter runs (the common case).
+        """
+        if self.watermark == MIN_TIME or earliest_end + self.lateness > self.watermark:
             return batch
         on_time = last_end + self.lateness > self.watermark
         late = batch.filter(~on_time)
         if late.height:
             self.late_rows += late.height
             self.ctx.count_late(late.height)
-            self.emit(late.drop(TIME), "late")
+            self.emit(late.drop(TIME, START, strict=False), "late")
             return batch.filter(on_time)
         return batch
 
@@ -114,15 +121,21 @@ class WindowAggregate(_Aggregating):
         shifted = t - self.offset
         return shifted - shifted % step + self.offset
 
+    def _floor_int(self, t: int, step: int) -> int:
+        return (t - self.offset) - (t - self.offset) % step + self.offset
+
     def on_batch(self, batch: pl.DataFrame, port: int) -> None:
-        batch = self.with_time(batch)
-        t = pl.col(TIME)
-        batch = self.split_late(batch, self._floor(t, self.every) + self.size)
+        t = self.time.series(batch)
+        if self.time_dtype is None:
+            self.time_dtype = batch.schema[self.time.column]
+        shifted = t - self.offset if self.offset else t
+        pane = t - shifted % self.pane
+        batch = batch.with_columns(t.alias(TIME), pane.alias(START))
+        earliest = self._floor_int(t.min(), self.every) + self.size  # type: ignore[arg-type]
+        batch = self.split_late(batch, self._floor(pl.col(TIME), self.every) + self.size, earliest)
         if not batch.height:
             return
-        partials = batch.group_by([*self.keys, self._floor(t, self.pane).alias(START)]).agg(
-            self.partial
-        )
+        partials = batch.group_by(self.group).agg(self.partial)
         if self.sliding:
             partials = self._fan_out(partials)
         self._add(partials)
@@ -220,7 +233,7 @@ class SessionWindowAggregate(_Aggregating):
     def on_batch(self, batch: pl.DataFrame, port: int) -> None:
         batch = self.with_time(batch)
         t = pl.col(TIME)
-        batch = self.split_late(batch, t + self.gap)
+        batch = self.split_late(batch, t + self.gap, batch[TIME].min() + self.gap)  # type: ignore[operator]
         if not batch.height:
             return
         new = batch.group_by([*self.keys, TIME]).agg(self.partial)

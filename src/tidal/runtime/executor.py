@@ -285,5 +285,11 @@ class Executor:
         wait = self.max_delay_ms / 1000
         if self.next_timer:
             until = (min(self.next_timer.values()) - self.clock.now()) / 1000
-            wait = max(0.0, min(wait, until))
-        return wait
+            wait = min(wait, until)
+        now = time.monotonic()
+        for readers in self.readers.values():
+            for r in readers:
+                awake = None if r.closed else r.reader.next_awake()
+                if awake is not None:
+                    wait = min(wait, awake - now)
+        return max(0.0, wait)

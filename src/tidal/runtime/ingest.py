@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from tidal._time import MAX_TIME, MIN_TIME, time_ms_expr
+from tidal._time import MAX_TIME, MIN_TIME, time_ms_series
 from tidal.api.watermarks import BoundedDelay
 from tidal.connectors.base import SourcePartition
 
@@ -90,8 +90,8 @@ class PartitionReader:
         if self.timestamp is not None:
             batch = self._check_timestamp(batch, position)
             if batch.height:
-                t = time_ms_expr(self.timestamp, batch.schema[self.timestamp])
-                self.max_ts = max(self.max_ts, batch.select(t.max()).item())
+                latest = time_ms_series(batch.get_column(self.timestamp)).max()
+                self.max_ts = max(self.max_ts, latest)  # type: ignore[type-var]
         return batch if batch.height else None
 
     def _reject(self, rows: pl.DataFrame, reason: str, position: Any) -> None:
@@ -134,8 +134,8 @@ class PartitionReader:
         elif dtype == pl.Null:
             self._reject(batch, f"record has no timestamp field {ts!r}", position)
             return batch.clear()
-        nulls = batch[ts].is_null()
-        if nulls.any():
+        if batch[ts].null_count():
+            nulls = batch[ts].is_null()
             self._reject(batch.filter(nulls), f"record has no timestamp field {ts!r}", position)
             batch = batch.filter(~nulls)
         return batch
