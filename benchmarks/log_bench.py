@@ -94,6 +94,16 @@ def bench(root: Path, rows: int, repeats: int) -> list[str]:
             report(f"read_arrow,   1 partition, {batch_rows:,}-row reads", rows, nbytes, best_read)
         )
 
+    # fsync="batch": every append is on stable storage before it returns
+    best = float("inf")
+    batches = [table.slice(i, 100_000) for i in range(0, rows, 100_000)]
+    for _ in range(repeats):
+        run += 1
+        topic = log.create_topic(f"bench{run}", fsync="batch")
+        best = min(best, timed(lambda topic=topic: [topic.append_batch(b) for b in batches]))
+        log.delete_topic(topic.name)
+    lines.append(report('append_batch, fsync="batch", 100,000-row', rows, nbytes, best))
+
     # keyed: rows split over 8 partitions by murmur2 of the key, vectorized
     best = float("inf")
     batches = [table.slice(i, 100_000) for i in range(0, rows, 100_000)]

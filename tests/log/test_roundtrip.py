@@ -294,3 +294,17 @@ def test_fsync_policies_report_durability(log):
     assert t.append([b"y"]).durable is False  # within the interval: left to the flusher
     t.flush()
     assert not any(p.dirty for p in t._partitions)
+
+
+def test_interval_fsync_is_caught_up_by_the_background_flusher(log):
+    import time
+
+    t = log.create_topic("t", fsync="interval", fsync_interval_ms=20, segment_bytes=1024)
+    t.append([b"x"])
+    results = [t.append([Record(b"y" * 300)]) for _ in range(10)]  # rolls segments too
+    assert not all(r.durable for r in results)
+    deadline = time.monotonic() + 5
+    while t._partitions[0].dirty and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for the flusher thread's own timer
+    assert not t._partitions[0].dirty
+    assert t._partitions[0]._unsynced_fds == []

@@ -101,6 +101,8 @@ class Partition:
         self._last_index_pos = -1
         self._rolled = False
         self._dirty = False
+        self._unsynced_fds: list[int] = []
+        self._dir_dirty = False
         self._last_sync = float("-inf")
         self._max_ts: dict[int, int] = {}
         # reader state
@@ -223,18 +225,24 @@ class Partition:
         return True
 
     def _roll(self) -> None:
-        if self.settings.fsync != "never":
-            os.fdatasync(self._wfd)
+        policy = self.settings.fsync
+        old_fd, old_ifd = self._wfd, self._ifd
         base = self._wnext
         fd = os.open(self._log_path(base), os.O_RDWR | os.O_CREAT, 0o644)
         ifd = os.open(self._index_path(base), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        if self.settings.fsync != "never":
-            fsync_dir(self.dir)
-        self._close_writer_files()
+        if policy == "interval":
+            # the closed segment and the new folder entry become durable with the next
+            # interval fsync, like the rows themselves; appends do not wait for them
+            self._unsynced_fds.append(old_fd)
+            self._dir_dirty = self._dirty = True
+        else:
+            if policy == "batch":  # rows were fsynced by each append; make the file durable
+                fsync_dir(self.dir)
+            os.close(old_fd)
+        os.close(old_ifd)
         self._wfd, self._ifd, self._wbase = fd, ifd, base
         self._wend, self._index_size, self._last_index_pos = 0, 0, -1
         self._max_ts[base] = -1
-        self._dirty = False
         self._rolled = True
 
     def append(
@@ -274,24 +282,33 @@ class Partition:
             return True
         if policy == "never":
             return False
-        now = time.monotonic()
-        if now - self._last_sync >= self.settings.fsync_interval_ms / 1000:
-            os.fdatasync(self._wfd)
-            self._last_sync, self._dirty = now, False
+        if time.monotonic() - self._last_sync >= self.settings.fsync_interval_ms / 1000:
+            self._sync_all()
             return True
         self._dirty = True
         return False
+
+    def _sync_all(self) -> None:
+        os.fdatasync(self._wfd)
+        for fd in self._unsynced_fds:  # segments closed by a roll since the last sync
+            os.fdatasync(fd)
+            os.close(fd)
+        self._unsynced_fds.clear()
+        if self._dir_dirty:
+            fsync_dir(self.dir)
+            self._dir_dirty = False
+        self._last_sync, self._dirty = time.monotonic(), False
 
     def flush(self, only_if_due: bool = False) -> None:
         """fsync appends this process made that are not durable yet."""
         with self._mutex:
             if not self._dirty or self._wfd is None:
                 return
-            now = time.monotonic()
-            if only_if_due and now - self._last_sync < self.settings.fsync_interval_ms / 1000:
+            if only_if_due and (
+                time.monotonic() - self._last_sync < self.settings.fsync_interval_ms / 1000
+            ):
                 return
-            os.fdatasync(self._wfd)
-            self._last_sync, self._dirty = now, False
+            self._sync_all()
 
     @property
     def dirty(self) -> bool:
@@ -303,6 +320,9 @@ class Partition:
         with self._mutex:
             if self.settings.fsync != "never":
                 self.flush()
+            for fd in self._unsynced_fds:
+                os.close(fd)
+            self._unsynced_fds.clear()
             self._close_writer_files()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
