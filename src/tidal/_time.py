@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -62,6 +62,22 @@ def time_ms_expr(column: str, dtype: pl.DataType) -> pl.Expr:
     )
 
 
+def parse_iso8601(column: str) -> pl.Expr:
+    """ISO 8601 strings (``2024-01-01T00:00:01Z``, with an offset, naive, with a space
+    instead of ``T``, or a bare date) as naive UTC ``Datetime("ms")``; null when unparsable."""
+    text = pl.col(column).str.replace(r"Z$", "+00:00")
+    aware = [
+        text.str.to_datetime(f, time_unit="ms", strict=False)
+        .dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        for f in ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z")
+    ]
+    naive = [
+        text.str.to_datetime(f, time_unit="ms", strict=False)
+        for f in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+    ]
+    return pl.coalesce([*aware, *naive])
+
+
 def time_ms_series(series: pl.Series) -> pl.Series:
     """The event times in ``series`` as an Int64 series of epoch milliseconds (fast path of
     :func:`time_ms_expr` for one column: no expression engine per batch)."""
@@ -80,7 +96,7 @@ def time_ms_series(series: pl.Series) -> pl.Series:
 
 def from_ms(ms: int) -> datetime:
     """Epoch milliseconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def format_ms(ms: int | None) -> str:

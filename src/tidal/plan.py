@@ -41,6 +41,8 @@ class Node:
     source: Any = None
     sink: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    signature: str = ""
+    """What the step computes; checked against a checkpoint's record on restore."""
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name!r}>"

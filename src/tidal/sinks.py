@@ -6,15 +6,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
-from tidal.connectors.base import Sink, SinkContext
-from tidal.connectors.console import Console
-import os
-
 import polars as pl
 
+from tidal.connectors.base import Sink, SinkContext
+from tidal.connectors.console import Console
 from tidal.connectors.files import CsvSink, JsonLinesSink, ParquetSink
 from tidal.connectors.memory import Callback, Collect
 from tidal.connectors.sqlite import sqlite

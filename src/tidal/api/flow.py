@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,13 @@ from tidal.runtime.deadletters import SCHEMA as DEAD_LETTER_SCHEMA
 from tidal.runtime.deadletters import default_path
 from tidal.runtime.executor import Executor, Metrics
 from tidal.runtime.ingest import PROCESSING_TIME
+from tidal.state.checkpoint import CheckpointStore
 
 __all__ = ["Flow", "run_defaults"]
+
+def _log(message: str) -> None:
+    print(f"tidal: {message}", file=sys.stderr)
+
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -132,38 +139,58 @@ class Flow:
     def executor(
         self, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
         max_delay: Duration = "5ms", dead_letter_path: str | Path | None | bool = True,
+        checkpoint_dir: str | Path | None = None, checkpoint_interval: Duration = "10s",
+        restore_from: str | Path | None = None, keep_checkpoints: int = 3,
     ) -> Executor:
         """An executor for this flow (for stepping it yourself; most code calls :meth:`run`)."""
         if dead_letter_path is True:
             dead_letter_path = default_path(self.name)
         elif dead_letter_path is False:
             dead_letter_path = None
+        store = None if checkpoint_dir is None else CheckpointStore(checkpoint_dir, keep_checkpoints)
+        if restore_from is not None and store is None:
+            raise ConfigError("restore_from= needs checkpoint_dir= (where the resumed run checkpoints)")
         return Executor(
             self, clock=clock, max_batch_rows=max_batch_rows,
             max_delay_ms=duration_ms(max_delay, "max_delay"), dead_letter_path=dead_letter_path,
+            checkpoints=store, checkpoint_interval_ms=duration_ms(checkpoint_interval, "checkpoint interval"),
+            restore_from=restore_from, log=_log,
         )
 
     def run(
         self, *, quiet: bool | None = None, max_batch_rows: int | None = None,
         max_delay: Duration = "5ms", duration: Duration | None = None,
         dead_letter_path: str | Path | None | bool = True, stop: threading.Event | None = None,
+        checkpoint_dir: str | Path | None = None, checkpoint_interval: Duration | None = None,
+        restore_from: str | Path | None = None,
     ) -> Metrics:
         """Run the flow until its input ends (bounded sources), ``duration`` passes, ``stop``
         is set, or Ctrl-C. Returns the run's counters.
 
         A live status line (events/s, watermark lag, late and dead-letter counts) shows on a
         terminal unless ``quiet``.
+
+        With ``checkpoint_dir``, the flow checkpoints every ``checkpoint_interval`` (default
+        10 s), resumes from the newest checkpoint there when restarted, and gives its
+        transactional sinks exactly-once results; ``restore_from`` starts from a savepoint.
+        Sending the process SIGUSR1 (``tidal savepoint DIR``) takes a savepoint and stops.
         """
         if quiet is None:
             quiet = run_defaults.get("quiet", False)
         if max_batch_rows is None:
             max_batch_rows = int(run_defaults.get("max_batch_rows", os.environ.get(
                 "TIDAL_MAX_BATCH_ROWS", 100_000)))
+        checkpoint_dir = checkpoint_dir or run_defaults.get("checkpoint_dir")
+        checkpoint_interval = checkpoint_interval or run_defaults.get("checkpoint_interval", "10s")
+        restore_from = restore_from or run_defaults.get("restore_from")
         ex = self.executor(max_batch_rows=max_batch_rows, max_delay=max_delay,
-                           dead_letter_path=dead_letter_path)
+                           dead_letter_path=dead_letter_path, checkpoint_dir=checkpoint_dir,
+                           checkpoint_interval=checkpoint_interval, restore_from=restore_from)
         self.last_run = ex
         duration_s = None if duration is None else duration_ms(duration, "duration") / 1000
         ex.open()
+        if checkpoint_dir is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, lambda *_: ex.savepoint_requested.set())
         status = None
         if not quiet:
             from tidal.status import StatusLine
@@ -176,8 +203,6 @@ class Flow:
                 return ex.run(stop=stop, duration_s=duration_s, on_tick=status.update)
         finally:
             if ex.dead.count and ex.dead.path is not None:
-                import sys
-
                 print(f"tidal: {ex.dead.count} dead letter(s) written to {ex.dead.path}",
                       file=sys.stderr)
 

@@ -22,7 +22,13 @@ from tidal.api.agg import Agg
 from tidal.api.windows import Session, Sliding, Tumbling, WindowSpec
 from tidal.errors import ConfigError, PlanError
 from tidal.operators.base import Operator
-from tidal.operators.keyed import KeyState, RunningAggregate, RunningReduce, UpdateState, WindowReduce
+from tidal.operators.keyed import (
+    KeyState,
+    RunningAggregate,
+    RunningReduce,
+    UpdateState,
+    WindowReduce,
+)
 from tidal.operators.stateless import Expressions, MapBatches, Passthrough, RecordFunction
 from tidal.operators.timeattr import TimeAttr
 from tidal.operators.window import SessionWindowAggregate, WindowAggregate
@@ -52,7 +58,8 @@ class Stream:
         self, kind: str, label: str, make: Callable[[str], Operator], *,
         schema: pl.Schema | None, time: TimeAttr | None | Literal["keep"] = "keep",
         name: str | None = None, stateful: bool = False, where: str | None = None,
-        inputs: list[tuple[Node, str]] | None = None, **options: Any,
+        inputs: list[tuple[Node, str]] | None = None, signature: str | None = None,
+        **options: Any,
     ) -> Stream:
         step = self.flow._unique_name(name or label, explicit=name is not None, stateful=stateful)
         if time == "keep":
@@ -62,6 +69,7 @@ class Stream:
         node = Node(
             kind, step, inputs or [(self.node, "out")], lambda: make(step), time=time,
             schema=schema, stateful=stateful, where=where or caller_location(), options=options,
+            signature=signature or label,
         )
         self.flow._add(node)
         return Stream(self.flow, node)
@@ -273,7 +281,7 @@ class KeyedStream:
         return self.stream._then(
             "agg", label, lambda n: RunningAggregate(n, keys, time, aggs, ttl_ms),
             schema=_agg_schema(keys, aggs, self.stream.schema), time=None, name=name,
-            stateful=True, where=where,
+            stateful=True, where=where, signature=f"{label} {_agg_text(aggs)} ttl={ttl_ms}",
         )
 
     def reduce(self, fn: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
@@ -339,7 +347,7 @@ class WindowedStream:
         label = f"window[{','.join(keys)}]{spec!r}({','.join(aggs)})"
         return stream._then("window", label, make, schema=schema,
                             time=TimeAttr("window_end", -1), name=self.name, stateful=True,
-                            where=self.where)
+                            where=self.where, signature=f"{label} {_agg_text(aggs)}")
 
     def reduce(self, fn: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Stream:
         """Fold each key's window with ``fn(acc, record) -> record`` (per-record Python)."""
@@ -399,6 +407,10 @@ def _check_aggs(aggs: dict[str, Agg], schema: pl.Schema | None, where: str) -> N
                 "td.agg.sum('col'), ..."
             )
         check_columns(f"agg {out}={a!r}", where, sorted(a.inputs()), schema)
+
+
+def _agg_text(aggs: dict[str, Agg]) -> str:
+    return ", ".join(f"{k}={a!r}" for k, a in aggs.items())
 
 
 def _time_dtype(stream: Stream) -> pl.DataType:

@@ -36,7 +36,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-__all__ = ["Sink", "SinkContext", "Source", "SourceContext", "SourcePartition"]
+__all__ = [
+    "Sink", "SinkContext", "Source", "SourceContext", "SourcePartition", "TransactionalSink",
+]
 
 Batch = pl.DataFrame | pa.Table | pa.RecordBatch
 
@@ -117,6 +119,9 @@ class SinkContext:
 
     flow: str
     sink: str
+    exactly_once: bool = False
+    """True when the flow checkpoints and the sink is a :class:`TransactionalSink`: its rows
+    then arrive through ``apply`` at each checkpoint instead of through ``write``."""
 
 
 class Sink(ABC):
@@ -136,3 +141,23 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources; called once at the end."""
+
+
+class TransactionalSink(Sink):
+    """A sink that takes part in checkpoints, for exactly-once results.
+
+    When the flow checkpoints, the runtime holds each epoch's rows, stores them in the
+    checkpoint, and after the checkpoint is durable calls ``apply(rows, checkpoint_id)``.
+    ``apply`` must be atomic and idempotent: it records ``checkpoint_id`` in the target in
+    the same step as the rows, and does nothing when ``committed_checkpoint()`` already
+    returns an id at least as high. After a crash, recovery calls ``apply`` again with the
+    rows of the checkpoint it restores, so rows are written exactly once.
+    """
+
+    @abstractmethod
+    def committed_checkpoint(self) -> int | None:
+        """The id of the last checkpoint whose rows the target holds (None: none)."""
+
+    @abstractmethod
+    def apply(self, rows: pl.DataFrame, checkpoint_id: int) -> None:
+        """Atomically write ``rows`` and record ``checkpoint_id`` (no-op if already done)."""

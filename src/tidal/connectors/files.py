@@ -21,7 +21,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tidal.connectors.base import Sink, SinkContext, Source, SourceContext, SourcePartition
+from tidal.connectors.base import (
+    SinkContext,
+    Source,
+    SourceContext,
+    SourcePartition,
+    TransactionalSink,
+)
 from tidal.errors import SinkError, SourceError
 
 __all__ = ["CsvSink", "JsonLinesSink", "ParquetSink", "csv", "jsonl", "parquet"]
@@ -286,18 +292,62 @@ def parquet(path: str | os.PathLike[str]) -> Parquet:
 
 
 # -- sinks -------------------------------------------------------------------------------------
-class _FileSink(Sink):
+class _FileSink(TransactionalSink):
+    """A text file written batch by batch; exactly-once when the flow checkpoints.
+
+    Without checkpoints rows are appended as they come. With checkpoints each checkpoint's
+    rows are appended in one go after the checkpoint is durable, and a small sidecar file
+    (``.<name>.commit``) records the checkpoint id and the file length it produced: a
+    crash in the middle of an append is cut off at the recorded length when the append
+    is repeated, so every row is in the file exactly once.
+    """
+
     def __init__(self, path: str | os.PathLike[str], append: bool) -> None:
         self.path = Path(path)
         self.append = append
         self.file: io.BufferedWriter | None = None
+        self.exactly_once = False
+
+    @property
+    def marker(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.commit")
 
     def open(self, ctx: SinkContext) -> None:
+        self.exactly_once = ctx.exactly_once
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.path, "ab" if self.append else "wb")  # noqa: SIM115
+            if not self.exactly_once:
+                self.file = open(self.path, "ab" if self.append else "wb")  # noqa: SIM115
+            elif not self.marker.exists():
+                keep = self.path.stat().st_size if self.append and self.path.exists() else 0
+                with open(self.path, "ab") as f:
+                    f.truncate(keep)
+                _write_json_atomic(self.marker, {"checkpoint": 0, "length": keep})
         except OSError as exc:
             raise SinkError(f"sink {ctx.sink!r} cannot open {str(self.path)!r}: {exc}") from exc
+
+    def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
+        raise NotImplementedError  # pragma: no cover - subclasses override
+
+    def write(self, batch: pl.DataFrame) -> None:
+        assert self.file is not None
+        self.encode(batch, self.file, header=self.file.tell() == 0)
+
+    def committed_checkpoint(self) -> int | None:
+        return int(orjson.loads(self.marker.read_bytes())["checkpoint"])
+
+    def apply(self, rows: pl.DataFrame, checkpoint_id: int) -> None:
+        mark = orjson.loads(self.marker.read_bytes())
+        if mark["checkpoint"] >= checkpoint_id:
+            return
+        with open(self.path, "r+b") as f:
+            f.truncate(mark["length"])  # drop what a crashed earlier attempt half-wrote
+            f.seek(mark["length"])
+            self.encode(rows, f, header=mark["length"] == 0)
+            f.flush()
+            os.fsync(f.fileno())
+            length = f.tell()
+        _write_json_atomic(self.marker, {"checkpoint": checkpoint_id, "length": length})
 
     def flush(self) -> None:
         if self.file is not None:
@@ -309,18 +359,26 @@ class _FileSink(Sink):
             self.file = None
 
 
+def _write_json_atomic(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(orjson.dumps(value))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class JsonLinesSink(_FileSink):
     """Appends rows as JSON lines (datetimes as ISO 8601)."""
 
     name = "jsonl"
 
-    def write(self, batch: pl.DataFrame) -> None:
-        assert self.file is not None
+    def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
         # Polars writes naive datetimes with a space ("2024-01-02 03:04:05"); ISO 8601 wants "T"
         naive = [c for c, t in batch.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
         if naive:
             batch = batch.with_columns(pl.col(naive).dt.to_string("iso:strict"))
-        batch.write_ndjson(self.file)
+        batch.write_ndjson(out)
 
 
 class CsvSink(_FileSink):
@@ -328,24 +386,34 @@ class CsvSink(_FileSink):
 
     name = "csv"
 
-    def open(self, ctx: SinkContext) -> None:
-        self.wrote_header = self.append and self.path.exists() and self.path.stat().st_size > 0
-        super().open(ctx)
-
-    def write(self, batch: pl.DataFrame) -> None:
-        assert self.file is not None
-        batch.write_csv(self.file, include_header=not self.wrote_header)
-        self.wrote_header = True
+    def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
+        batch.write_csv(out, include_header=header)
 
 
-class ParquetSink(Sink):
-    """Writes rows to one Parquet file, valid once the flow ends."""
+class ParquetSink(TransactionalSink):
+    """Parquet output.
+
+    Without checkpoints: one file at ``path``, valid once the flow ends. With checkpoints
+    (exactly-once): ``path`` is a directory receiving one ``part-<checkpoint>.parquet`` per
+    checkpoint, each written under a temporary name and published by rename on commit;
+    read the dataset with ``polars.read_parquet(f"{path}/*.parquet")``.
+    """
 
     name = "parquet"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.writer: pq.ParquetWriter | None = None
+
+    def open(self, ctx: SinkContext) -> None:
+        if ctx.exactly_once:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(
+                    f"sink {ctx.sink!r}: with checkpoints {str(self.path)!r} must be a directory "
+                    f"for part files: {exc}"
+                ) from exc
 
     def write(self, batch: pl.DataFrame) -> None:
         table = batch.to_arrow()
@@ -354,7 +422,20 @@ class ParquetSink(Sink):
             self.writer = pq.ParquetWriter(self.path, table.schema)
         self.writer.write_table(table.cast(self.writer.schema))
 
+    def committed_checkpoint(self) -> int | None:
+        ids = [int(p.stem.split("-")[1]) for p in self.path.glob("part-*.parquet")]
+        return max(ids, default=None)
+
+    def apply(self, rows: pl.DataFrame, checkpoint_id: int) -> None:
+        final = self.path / f"part-{checkpoint_id:010d}.parquet"
+        if final.exists():
+            return
+        tmp = self.path / f".part-{checkpoint_id:010d}.parquet.tmp"
+        rows.write_parquet(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-

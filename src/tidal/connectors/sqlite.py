@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from tidal.connectors.base import Sink, SinkContext
+from tidal.connectors.base import SinkContext, TransactionalSink
 from tidal.errors import ConfigError, SinkError
 
 __all__ = ["Sqlite", "sqlite"]
@@ -39,13 +39,14 @@ def _value(v: Any) -> Any:
     return v
 
 
-class Sqlite(Sink):
+class Sqlite(TransactionalSink):
     """Writes rows to ``table`` in the SQLite database at ``path``.
 
     Without ``key`` rows are appended; with ``key`` (a column or list of columns) the table
     keeps the latest row per key (``INSERT ... ON CONFLICT DO UPDATE``). The table is
     created from the first batch's columns when it does not exist. Each step's rows are
-    committed in one transaction.
+    committed in one transaction. With checkpoints, each checkpoint's rows and its id (in
+    table ``_tidal_commits``) are committed in one transaction: exactly once.
     """
 
     name = "sqlite"
@@ -97,6 +98,31 @@ class Sqlite(Sink):
     def flush(self) -> None:
         if self.conn is not None:
             self.conn.commit()
+
+    def _commits_table(self) -> None:
+        assert self.conn is not None
+        self.conn.execute("CREATE TABLE IF NOT EXISTS _tidal_commits "
+                          "(tbl TEXT PRIMARY KEY, checkpoint INTEGER NOT NULL)")
+
+    def committed_checkpoint(self) -> int | None:
+        assert self.conn is not None
+        self._commits_table()
+        row = self.conn.execute("SELECT checkpoint FROM _tidal_commits WHERE tbl = ?",
+                                (self.table,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def apply(self, rows: pl.DataFrame, checkpoint_id: int) -> None:
+        assert self.conn is not None
+        if (self.committed_checkpoint() or 0) >= checkpoint_id:
+            return
+        with self.conn:  # one transaction: the rows and the checkpoint id, or neither
+            if rows.height:
+                self.write(rows)
+            self.conn.execute(
+                "INSERT INTO _tidal_commits (tbl, checkpoint) VALUES (?, ?) "
+                "ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint",
+                (self.table, checkpoint_id),
+            )
 
     def close(self) -> None:
         if self.conn is not None:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from tidal.errors import PlanError
-
 from tidal._time import time_ms_expr, time_ms_series
+from tidal.errors import PlanError
 
 __all__ = ["TimeAttr"]
 

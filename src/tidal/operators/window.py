@@ -238,7 +238,7 @@ class SessionWindowAggregate(_Aggregating):
             return
         new = batch.group_by([*self.keys, TIME]).agg(self.partial)
         new = new.with_columns(t.alias(START), (t + self.gap).alias(END)).drop(TIME)
-        merged = self._merge(new if self.state is None else pl.concat([self.state, new]))
+        merged = self._merge(new if self.state is None else pl.concat([self.state, new], how="diagonal_relaxed"))
         self.state = merged
         self.changed = True
         if self.watermark > MIN_TIME and self.lateness:

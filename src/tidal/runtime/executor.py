@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from tidal._time import MAX_TIME, MIN_TIME
-from tidal.connectors.base import SinkContext, SourceContext
+from tidal.connectors.base import SinkContext, SourceContext, TransactionalSink
 from tidal.errors import PlanError, SourceError
 from tidal.operators.base import Operator, OperatorContext
 from tidal.plan import Node
 from tidal.runtime.clock import Clock, SystemClock
 from tidal.runtime.deadletters import DeadLetters
 from tidal.runtime.ingest import PartitionReader
+from tidal.state.checkpoint import Checkpoint, CheckpointStore
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
@@ -63,6 +64,8 @@ class Executor:
     def __init__(
         self, flow: Flow, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
         max_delay_ms: int = 5, dead_letter_path: str | Path | None = None,
+        checkpoints: CheckpointStore | None = None, checkpoint_interval_ms: int = 10_000,
+        restore_from: str | Path | None = None, log: Callable[[str], None] | None = None,
     ) -> None:
         if max_batch_rows < 1:
             raise PlanError(f"max_batch_rows must be at least 1, not {max_batch_rows}")
@@ -81,6 +84,16 @@ class Executor:
         self.next_timer: dict[Node, int] = {}
         self.opened = False
         self.finished = False
+        self.store = checkpoints
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        self.restore_from = restore_from
+        self.log = log or (lambda msg: None)
+        self.pending: dict[Node, list[pl.DataFrame]] = {}
+        self.restored: Checkpoint | None = None
+        self.last_checkpoint_ms = 0
+        self.checkpoint_count = 0
+        self.savepoint_requested: threading.Event = threading.Event()
+        self.last_savepoint: Path | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def open(self, positions: dict[str, dict[str, Any]] | None = None) -> None:
@@ -93,6 +106,16 @@ class Executor:
                 "add one, e.g. stream.print() or stream.sink(td.sinks.jsonl('out.jsonl'))"
             )
         now = self.clock.now()
+        self.last_checkpoint_ms = now
+        if self.store is not None:
+            self.store.lock(self.flow.name)
+            if self.restore_from is not None:
+                self.restored = CheckpointStore.load(self.restore_from)
+            else:
+                self.restored = self.store.latest(warn=self.log)
+            if self.restored is not None:
+                positions = self.restored.manifest["positions"]
+                self._check_restorable(self.restored)
         for node in self.nodes:
             for idx, (up, port) in enumerate(node.inputs):
                 self.downstream[(up, port)].append((node, idx))
@@ -103,7 +126,10 @@ class Executor:
                 self.wm[node] = MAX_TIME
                 self.dead.listeners.append(lambda f, n=node: self._deliver(n, "out", f))
             elif node.kind == "sink":
-                node.sink.open(SinkContext(self.flow.name, node.name))
+                exactly_once = self.store is not None and isinstance(node.sink, TransactionalSink)
+                node.sink.open(SinkContext(self.flow.name, node.name, exactly_once))
+                if exactly_once:
+                    self.pending[node] = []
             else:
                 assert node.make is not None
                 op = node.make()
@@ -115,7 +141,86 @@ class Executor:
                 self.ops[node] = op
                 if op.timer_interval_ms:
                     self.next_timer[node] = now + op.timer_interval_ms
+        if self.restored is not None:
+            self._restore(self.restored)
         self.opened = True
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _check_restorable(self, cp: Checkpoint) -> None:
+        """Refuse a checkpoint whose operator state does not fit this flow, saying why."""
+        saved = cp.manifest["operators"]
+        ours = {n.name: n for n in self.nodes if n.stateful and n.kind not in ("source", "sink")}
+        for name, entry in saved.items():
+            node = ours.get(name)
+            if node is None:
+                raise PlanError(
+                    f"checkpoint {cp.id} in {cp.path.parent} holds state of operator {name!r}, "
+                    "which this flow no longer has; give the operator that should keep it "
+                    f"name={name!r}, or start from another checkpoint directory"
+                )
+            if entry["signature"] != node.signature:
+                raise PlanError(
+                    f"operator {name!r} changed since checkpoint {cp.id}: its state was written "
+                    f"by `{entry['signature']}` but the flow now defines `{node.signature}`; "
+                    "restore the old definition, or give the changed operator a new name= to "
+                    "start its state afresh"
+                )
+
+    def _restore(self, cp: Checkpoint) -> None:
+        m = cp.manifest
+        by_name = {n.name: n for n in self.nodes}
+        for name, wm in m["watermarks"].items():
+            if name in by_name:
+                self.wm[by_name[name]] = int(wm)
+        for node, op in self.ops.items():
+            if node.name in m["operators"]:
+                op.restore(cp.operator_state(node.name))
+            op.watermark = self.wm[node]
+        for node, readers in self.readers.items():
+            for r in readers:
+                r.max_ts = int(m["max_ts"].get(node.name, {}).get(r.partition, r.max_ts))
+        for node in self.pending:
+            rows = cp.sink_rows(node.name)
+            sink: TransactionalSink = node.sink
+            if rows is not None and (sink.committed_checkpoint() or 0) < cp.id:
+                sink.apply(rows, cp.id)  # the crash came between checkpoint and commit
+        self.metrics.watermark = min((self.wm[n] for n in self.readers), default=MIN_TIME)
+        self.log(f"restored checkpoint {cp.id} from {cp.path}")
+
+    def checkpoint(self, savepoint: bool = False) -> Checkpoint:
+        """Take a checkpoint now, at a batch boundary (numbered steps as in the code):
+
+        1. snapshot source positions, watermarks and every stateful operator;
+        2. write them and the rows each exactly-once sink received since the last
+           checkpoint into a new checkpoint directory, publishing it by an atomic rename
+           of its manifest (:class:`tidal.state.checkpoint.CheckpointStore`);
+        3. only then let each exactly-once sink apply its rows, tagged with the checkpoint
+           id (idempotent, so recovery can safely apply them again);
+        4. prune old checkpoints.
+        """
+        assert self.store is not None
+        # 1.
+        meta = {
+            "flow": self.flow.name,
+            "positions": self.positions(),
+            "max_ts": {n.name: {r.partition: r.max_ts for r in rs} for n, rs in self.readers.items()},
+            "watermarks": {n.name: self.wm[n] for n in self.nodes if n.kind != "sink"},
+        }
+        operators = {n.name: (op.snapshot(), n.signature) for n, op in self.ops.items() if op.stateful}
+        staged = {n.name: pl.concat(b, how="diagonal_relaxed") for n, b in self.pending.items() if b}
+        # 2.
+        cp = self.store.write(self.store.next_id(), meta, operators, staged, savepoint=savepoint)
+        # 3.
+        for node, batches in self.pending.items():
+            if batches:
+                node.sink.apply(staged[node.name], cp.id)
+                batches.clear()
+        # 4.
+        if not savepoint:
+            self.store.prune()
+        self.last_checkpoint_ms = self.clock.now()
+        self.checkpoint_count += 1
+        return cp
 
     def _open_source(self, node: Node, positions: dict[str, Any] | None, now: int) -> None:
         src = node.source
@@ -150,7 +255,11 @@ class Executor:
     def _deliver(self, node: Node, port: str, batch: pl.DataFrame) -> None:
         for child, idx in self.downstream.get((node, port), ()):
             if child.kind == "sink":
-                child.sink.write(batch)
+                held = self.pending.get(child)
+                if held is not None:
+                    held.append(batch)  # applied when the next checkpoint is durable
+                else:
+                    child.sink.write(batch)
                 self.metrics.rows_out += batch.height
             else:
                 self.ops[child].on_batch(batch, idx)
@@ -225,13 +334,17 @@ class Executor:
         """True when every source partition has ended (bounded input fully read)."""
         return all(r.closed for rs in self.readers.values() for r in rs)
 
-    def finish(self, flush: bool = True) -> None:
-        """End the run: on ``flush``, a final +inf watermark fires every open window."""
+    def finish(self, flush: bool = True, checkpoint: bool = True) -> None:
+        """End the run: on ``flush``, a final +inf watermark fires every open window; with
+        checkpoints, a last checkpoint commits what the sinks hold (unless ``checkpoint`` is
+        false: after an error nothing more is committed)."""
         if self.finished:
             return
         self.finished = True
         if flush:
             self.advance_watermarks(self.clock.now(), force=MAX_TIME)
+        if self.store is not None and checkpoint:
+            self.checkpoint(savepoint=self.savepoint_requested.is_set())
         for op in self.ops.values():
             op.close()
         for node in self.nodes:
@@ -244,6 +357,8 @@ class Executor:
                     r.closed = True
         self.metrics.dead_letters = self.dead.count
         self.dead.close()
+        if self.store is not None:
+            self.store.unlock()
 
     def run(
         self, *, stop: threading.Event | None = None, duration_s: float | None = None,
@@ -260,11 +375,14 @@ class Executor:
                 progressed = self.step()
                 if self.exhausted:
                     break
-                if (stop is not None and stop.is_set()) or (
+                if (stop is not None and stop.is_set()) or self.savepoint_requested.is_set() or (
                     deadline is not None and time.monotonic() >= deadline
                 ):
                     interrupted = True
                     break
+                if (self.store is not None
+                        and self.clock.now() - self.last_checkpoint_ms >= self.checkpoint_interval_ms):
+                    self.checkpoint()
                 if on_tick is not None and time.monotonic() >= next_tick:
                     on_tick(self)
                     next_tick = time.monotonic() + tick_s
@@ -274,7 +392,7 @@ class Executor:
         except KeyboardInterrupt:
             interrupted = True
         except BaseException:
-            self.finish(flush=False)
+            self.finish(flush=False, checkpoint=False)
             raise
         self.finish(flush=not interrupted)
         if on_tick is not None:

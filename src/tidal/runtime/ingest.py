@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from tidal._time import MAX_TIME, MIN_TIME, time_ms_series
+from tidal._time import MAX_TIME, MIN_TIME, parse_iso8601, time_ms_series
 from tidal.api.watermarks import BoundedDelay
 from tidal.connectors.base import SourcePartition
 
@@ -125,7 +125,7 @@ class PartitionReader:
             return batch.clear()
         dtype = batch.schema[ts]
         if dtype == pl.String:
-            parsed = pl.col(ts).str.to_datetime(time_unit="ms", strict=False)
+            parsed = parse_iso8601(ts)
             converted = batch.with_columns(parsed.alias("__parsed"))
             bad = converted["__parsed"].is_null() & converted[ts].is_not_null()
             if bad.any():

@@ -1,0 +1,1 @@
+"""Operator state snapshots and checkpoint storage."""
