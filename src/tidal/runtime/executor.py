@@ -364,7 +364,10 @@ class Executor:
         self, *, stop: threading.Event | None = None, duration_s: float | None = None,
         on_tick: Callable[[Executor], None] | None = None, tick_s: float = 0.5,
     ) -> Metrics:
-        """Run until the input ends, ``stop`` is set or ``duration_s`` passes."""
+        """Run until the input ends or ``duration_s`` passes (both end with a final watermark
+        that fires every open window), or until ``stop`` is set, a savepoint is requested
+        or Ctrl-C (these stop without firing open windows; with checkpoints, their state
+        is kept for the next run)."""
         if not self.opened:
             self.open()
         deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -375,9 +378,9 @@ class Executor:
                 progressed = self.step()
                 if self.exhausted:
                     break
-                if (stop is not None and stop.is_set()) or self.savepoint_requested.is_set() or (
-                    deadline is not None and time.monotonic() >= deadline
-                ):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break  # a run bounded in time ends like bounded input: windows flush
+                if (stop is not None and stop.is_set()) or self.savepoint_requested.is_set():
                     interrupted = True
                     break
                 if (self.store is not None

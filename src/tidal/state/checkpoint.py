@@ -35,7 +35,7 @@ import polars as pl
 
 from tidal.errors import TidalError
 
-__all__ = ["Checkpoint", "CheckpointError", "CheckpointStore", "DirectoryLocked"]
+__all__ = ["MANIFEST", "Checkpoint", "CheckpointError", "CheckpointStore", "DirectoryLocked"]
 
 MANIFEST = "MANIFEST"
 _PREFIX = "chk-"
@@ -222,8 +222,14 @@ class CheckpointStore:
 
     def checkpoints(self) -> list[Checkpoint]:
         """Complete checkpoints (with a readable manifest), oldest first; no verification."""
+        return self.checkpoints_in(self.path)
+
+    @staticmethod
+    def checkpoints_in(path: Path) -> list[Checkpoint]:
+        """Complete checkpoints or savepoints directly under ``path``."""
         out = []
-        for p in self._dirs(self.path):
+        dirs = sorted(p for p in path.iterdir() if p.is_dir()) if path.exists() else []
+        for p in dirs:
             try:
                 out.append(Checkpoint(p, json.loads((p / MANIFEST).read_text())))
             except (OSError, ValueError):
