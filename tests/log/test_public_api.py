@@ -58,6 +58,9 @@ def test_errors_form_one_tree():
     ):
         assert issubclass(getattr(tidal.log, name), tidal.log.LogError)
     assert issubclass(tidal.log.InvalidNameError, ValueError)
+    from tidal.errors import TidalError
+
+    assert issubclass(tidal.log.LogError, TidalError)
 
 
 @pytest.mark.parametrize(

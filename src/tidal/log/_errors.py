@@ -1,6 +1,6 @@
-"""Exceptions raised by the embedded log.
+"""Exceptions raised by the embedded log, one branch of :class:`tidal.errors.TidalError`.
 
-LogError
+LogError                                         (a tidal.errors.TidalError)
  ├── InvalidNameError      (also a ValueError)  a topic or group name breaks the naming rule
  ├── TopicExistsError                           create_topic on a name already taken
  ├── UnknownTopicError     (also a KeyError)    a topic that does not exist
@@ -10,8 +10,10 @@ LogError
 
 from __future__ import annotations
 
+from tidal.errors import TidalError
 
-class LogError(Exception):
+
+class LogError(TidalError):
     """Base class of every error raised by ``tidal.log``."""
 
 
