@@ -98,8 +98,14 @@ def test_seek_far_into_an_unbounded_stream() -> None:
     assert df["event_id"].to_list() == list(range(start, start + 1000))
     e = event_ids(config, np.arange(start, start + 1000))
     assert (df["event_type"].to_numpy() == np.select([e % 50 < 1, e % 50 < 4], [0, 1], 2)).all()
-    assert df.equals(pl.concat([generate_union(config, start, 500, with_event_id=True),
-                                generate_union(config, start + 500, 500, with_event_id=True)]))
+    assert df.equals(
+        pl.concat(
+            [
+                generate_union(config, start, 500, with_event_id=True),
+                generate_union(config, start + 500, 500, with_event_id=True),
+            ]
+        )
+    )
 
 
 def test_bounded_stream_ends() -> None:
@@ -119,7 +125,15 @@ def test_view_columns_and_types() -> None:
     assert frames["auction"].columns == [
         "id", "itemName", "description", "initialBid", "reserve", "dateTime", "expires",
         "seller", "category", "extra"]  # fmt: skip
-    assert frames["bid"].columns == ["auction", "bidder", "price", "channel", "url", "dateTime", "extra"]
+    assert frames["bid"].columns == [
+        "auction",
+        "bidder",
+        "price",
+        "channel",
+        "url",
+        "dateTime",
+        "extra",
+    ]
     for df in frames.values():
         for name, dtype in df.schema.items():
             if name in ("dateTime", "expires"):
@@ -192,7 +206,9 @@ def test_out_of_order_group_permutes_within_groups() -> None:
 
     # a full group holds the same events, in another order (the last group is partial)
     full = pl.col("group") < n_events // g
-    assert by_group(a).filter(full).drop("event_id").equals(by_group(b).filter(full).drop("event_id"))
+    assert (
+        by_group(a).filter(full).drop("event_id").equals(by_group(b).filter(full).drop("event_id"))
+    )
     # no event is older than the generator watermark, which never decreases
     wm = watermark_for(shuffled, b["event_id"].to_numpy())
     assert (ms(b["dateTime"]) >= wm).all()
@@ -281,9 +297,10 @@ def test_bid_statistics_v1(v1_events: dict[str, pl.DataFrame]) -> None:
     assert share((price >= 1_101_322) & (price <= 55_066_079)) == pytest.approx(28.3, abs=0.5)
     for lo, hi in ((0, 10_000), (10_000, 1_000_000), (1_000_000, 10**9)):  # q15 ranks
         assert share((price >= lo) & (price < hi)) == pytest.approx(100 / 3, abs=0.5)
-    q21 = bids["channel"].str.to_lowercase().is_in(["apple", "google", "facebook", "baidu"]) | bids[
-        "url"
-    ].str.extract(r"(&|^)channel_id=([^&]*)", 2).is_not_null()
+    q21 = (
+        bids["channel"].str.to_lowercase().is_in(["apple", "google", "facebook", "baidu"])
+        | bids["url"].str.extract(r"(&|^)channel_id=([^&]*)", 2).is_not_null()
+    )
     assert share(q21) == pytest.approx(95.0, abs=0.5)
     assert bids["extra"].str.len_bytes().mean() == pytest.approx(67.5, abs=0.2)
     c_counts = bids["extra"].head(300_000).str.count_matches("c", literal=True).mean()

@@ -162,9 +162,7 @@ _P_MID = np.power(10.0, 6.0 * np.arange(2048) / 2**22)
 _P_LO = np.power(10.0, 6.0 * np.arange(1024) / 2**32)
 
 
-def price(
-    bits32: np.ndarray, out: np.ndarray | None = None, tmp: Alloc = fresh
-) -> np.ndarray:
+def price(bits32: np.ndarray, out: np.ndarray | None = None, tmp: Alloc = fresh) -> np.ndarray:
     """Flink's price: ``floor(10^(6u)·100 + 0.5)`` cents, log-uniform over 100 … 10⁸ (3.5)."""
     n = len(bits32)
     i = np.right_shift(bits32, 21, out=tmp(n))

@@ -60,7 +60,9 @@ class Keys:
     """The slot keys of one seed, computed once."""
 
     def __init__(self, seed: int) -> None:
-        self._keys = {s: dr.slot_key(seed, s) for s in (*range(0, 6), *range(10, 16), *range(20, 24))}
+        self._keys = {
+            s: dr.slot_key(seed, s) for s in (*range(0, 6), *range(10, 16), *range(20, 24))
+        }
 
     def __getitem__(self, slot: int) -> np.uint64:
         return self._keys[slot]
@@ -167,7 +169,9 @@ def persons(
     return {c: out[c] for c in columns}
 
 
-def _email(pools: Pools, o1: np.ndarray, l1: np.ndarray, o2: np.ndarray, l2: np.ndarray) -> StrColumn:
+def _email(
+    pools: Pools, o1: np.ndarray, l1: np.ndarray, o2: np.ndarray, l2: np.ndarray
+) -> StrColumn:
     """``s(7) + "@" + s(5) + ".com"`` as a char matrix, then packed."""
     col = np.arange(15)[None, :]
     l1c, l2c = l1[:, None], l2[:, None]
@@ -176,7 +180,9 @@ def _email(pools: Pools, o1: np.ndarray, l1: np.ndarray, o2: np.ndarray, l2: np.
     p2 = col - l1c - 1
     part2 = text.take(o2[:, None] + np.clip(p2, 0, 3))
     dotcom = np.frombuffer(b".com", dtype=np.uint8).take(np.clip(p2 - l2c, 0, 3))
-    chars = np.where(col < l1c, part1, np.where(p2 < 0, ord("@"), np.where(p2 < l2c, part2, dotcom)))
+    chars = np.where(
+        col < l1c, part1, np.where(p2 < 0, ord("@"), np.where(p2 < l2c, part2, dotcom))
+    )
     return materialize(chars.astype(np.uint8), l1 + 1 + l2 + 4)
 
 

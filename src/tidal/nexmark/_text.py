@@ -21,10 +21,10 @@ from tidal.nexmark import _draws as dr
 
 POOL_SIZE = 1 << 20
 _PAD = 16
-_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(5)], dtype=np.uint64)
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(5)], dtype=np.uint32)
 
-FIRST_NAMES = ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"]
-LAST_NAMES = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"]
+FIRST_NAMES = ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"]  # fmt: skip
+LAST_NAMES = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"]  # fmt: skip
 CITIES = ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"]  # fmt: skip
 STATES = ["AZ", "CA", "ID", "OR", "WA", "WY"]
 HOT_CHANNELS = ["Google", "Facebook", "Baidu", "Apple"]
@@ -46,9 +46,9 @@ class BytePool:
         padded[: self.size] = data
         self.bytes = padded
         self.buffer = pa.py_buffer(padded)
-        # words[i] = bytes i..i+3: the view prefix or an inline word at any offset is one gather.
-        self.words = np.lib.stride_tricks.as_strided(padded, (self.size + _PAD - 3, 4), (1, 1))
-        self.words = np.ascontiguousarray(self.words).view("<u4").ravel().astype(np.uint64)
+        # words[i] = bytes i..i+3: a view's prefix or inline word at any offset is one gather
+        words = np.lib.stride_tricks.as_strided(padded, (self.size + _PAD - 3, 4), (1, 1))
+        self.words = np.ascontiguousarray(words).view("<u4").ravel()
 
     def views(
         self, off: np.ndarray, length: np.ndarray, long_only: bool = False,
@@ -56,28 +56,28 @@ class BytePool:
     ) -> np.ndarray:  # fmt: skip
         """String views (n, 2) uint64 of the slices ``[off, off + length)`` of this pool.
 
-        ``long_only`` skips the inline case when every length is above 12.
+        A view is four little-endian uint32: length, then the first 4 bytes, buffer index 0 and
+        offset, or for up to 12 bytes the bytes themselves (zero-padded). ``long_only`` skips the
+        inline case when every length is above 12.
         """
         off = np.asarray(off, dtype=np.int64)
         length = np.asarray(length, dtype=np.int64)
         n = len(off)
         if out is None:
             out = np.empty((n, 2), dtype=np.uint64)
+        quad = out.view(np.uint32).reshape(n, 4)
+        quad[:, 0] = length
         if long_only:
-            w = self.words.take(off, out=tmp(n, np.uint64), mode="clip")
-            w <<= np.uint64(32)
-            w |= length.view(np.uint64)
-            out[:, 0] = w
-            np.left_shift(off, 32, out=w.view(np.int64))  # buffer index 0 in the low half
-            out[:, 1] = w
+            quad[:, 1] = self.words.take(off, out=tmp(n, np.uint32), mode="clip")
+            quad[:, 2] = 0
+            quad[:, 3] = off
             return out
-        w0 = self.words.take(off)
-        w0 &= _MASKS.take(np.minimum(length, 4))
-        out[:, 0] = length.view(np.uint64) | (w0 << np.uint64(32))
+        quad[:, 1] = self.words.take(off) & _MASKS.take(np.minimum(length, 4))
         short = length <= 12
-        w1 = self.words.take(off + 4) & _MASKS.take(np.clip(length - 4, 0, 4))
-        w2 = self.words.take(off + 8) & _MASKS.take(np.clip(length - 8, 0, 4))
-        out[:, 1] = np.where(short, w1 | (w2 << np.uint64(32)), off.view(np.uint64) << np.uint64(32))
+        inline1 = self.words.take(off + 4) & _MASKS.take(np.clip(length - 4, 0, 4))
+        inline2 = self.words.take(off + 8) & _MASKS.take(np.clip(length - 8, 0, 4))
+        quad[:, 2] = np.where(short, inline1, 0)
+        quad[:, 3] = np.where(short, inline2, off)
         return out
 
 
@@ -136,7 +136,9 @@ class TextPool(BytePool):
         ends = np.concatenate([[0], np.where(solid[:-1], idx[1:], 0)])
         self.solid_end = np.maximum.accumulate(ends)
 
-    def strings(self, len_bits: np.ndarray, off_bits: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    def strings(
+        self, len_bits: np.ndarray, off_bits: np.ndarray, max_len: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Offsets and lengths of ``s(max_len).trim()``: length ``3 + U[0, max_len − 3)``."""
         length = 3 + dr.below(len_bits, max_len - 3)
         off = dr.below(off_bits, self.size - length)

@@ -8,10 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-try:
-    from tidal.errors import ConfigError
-except ImportError:  # pragma: no cover - tidal.errors lands separately; ConfigError is a ValueError
-    ConfigError = ValueError  # type: ignore[misc,assignment]
+from tidal.errors import ConfigError
 
 __all__ = ["NexmarkConfig", "event_time_ms", "watermark_for"]
 
@@ -87,7 +84,9 @@ class NexmarkConfig:
             if not value > 0:
                 raise ConfigError(f"NexmarkConfig.{name} must be positive, got {value!r}")
         if self.events < 0:
-            raise ConfigError(f"NexmarkConfig.events must be >= 0 (0 = unbounded), got {self.events}")
+            raise ConfigError(
+                f"NexmarkConfig.events must be >= 0 (0 = unbounded), got {self.events}"
+            )
         if np.gcd(953, self.out_of_order_group) != 1:
             raise ConfigError(
                 f"NexmarkConfig.out_of_order_group={self.out_of_order_group} shares a factor with 953:"

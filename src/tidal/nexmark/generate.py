@@ -112,7 +112,9 @@ def _run(
         if kind == "person":
             columns[kind] = ev.persons(config, p, keys, arrays[1], arrays[3], want[kind])
         else:
-            columns[kind] = ev.auctions(config, p, keys, arrays[1], arrays[2], arrays[3], want[kind])
+            columns[kind] = ev.auctions(
+                config, p, keys, arrays[1], arrays[2], arrays[3], want[kind]
+            )
     kind_all = np.concatenate(kinds) if kinds else np.empty(0, np.int32)
     time_all = np.concatenate(times) if times else np.empty(0, np.int64)
     return columns, positions, kind_all, time_all
@@ -186,7 +188,9 @@ def _struct(cols: dict[str, ev.Column], where: np.ndarray, mask: np.ndarray, n: 
         if isinstance(col, StrColumn):
             views = np.zeros(n, dtype=np.complex128)  # 16-byte items; zero = the empty string
             views[where] = col.views.view(np.complex128).ravel()
-            child = StrColumn(views.view(np.uint64).reshape(n, 2), col.pool).to_arrow(validity, nulls)
+            child = StrColumn(views.view(np.uint64).reshape(n, 2), col.pool).to_arrow(
+                validity, nulls
+            )
         else:
             values = np.zeros(n, dtype=np.int64)
             values[where] = col
