@@ -20,8 +20,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def dead_letter_file(home: Path, flow: str) -> list[dict[str, Any]]:
-    path = home / "dead-letters" / f"{flow}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The dead letters a run kept in its log topic ``<flow>.dead-letters``."""
+    import tidal.log
+
+    with tidal.log.open(home / "log") as log:
+        topic = log.topic(f"{flow}.dead-letters")
+        table = topic.read_arrow(0, 0, max_rows=1_000_000).table
+    return pl.from_arrow(table).drop("offset", "partition").to_dicts()
 
 
 def run_with_dead_letters(flow: td.Flow, stream: td.Stream, **kwargs: Any) -> tuple[list, list]:
@@ -51,7 +56,7 @@ def test_record_not_matching_declared_schema_is_dead_lettered(home, capsys):
     in_file = dead_letter_file(home, "schema")
     assert [d["reason"] for d in in_file] == [dead[0]["reason"]]
     assert json.loads(in_file[0]["record"])["price"] == "ten"
-    assert "1 dead letter(s) written to" in capsys.readouterr().err
+    assert "1 dead letter(s) kept in topic 'schema.dead-letters'" in capsys.readouterr().err
     assert flow.last_run is not None and flow.last_run.metrics.dead_letters == 1
 
 
@@ -88,7 +93,7 @@ def test_bad_records_in_a_jsonl_file_with_declared_schema(tmp_path, home):
     assert len(reasons) == 2
     assert "'auction'" in reasons[0]
     assert reasons[1] == "record has no timestamp field 'date_time'"
-    assert all(d["partition"] == str(path) for d in dead)
+    assert all(d["source_partition"] == str(path) for d in dead)
 
 
 def test_malformed_json_lines_go_to_dead_letters_with_file_and_offset(tmp_path, home):
@@ -104,7 +109,7 @@ def test_malformed_json_lines_go_to_dead_letters_with_file_and_offset(tmp_path, 
         assert d["reason"].startswith("invalid JSON line")
         assert json.loads(d["position"]) == {"file": str(path), "offset": offset}
         assert d["record"] == raw.decode().strip()
-        assert d["source"] == "jsonl" and d["partition"] == str(path)
+        assert d["source"] == "jsonl" and d["source_partition"] == str(path)
     assert [d["position"] for d in dead_letter_file(home, "badjson")] == [d["position"] for d in dead]
 
 
@@ -145,12 +150,13 @@ def test_filter_and_flat_map_functions_raising_dead_letter_too():
     assert len(dead) == 1 and "AttributeError" in dead[0]["reason"]
 
 
-def test_dead_letters_can_be_turned_off_for_the_file(home):
+def test_dead_letters_can_be_kept_out_of_the_log(home):
     flow = td.Flow("nofile")
     s = flow.source(td.sources.memory([{"k": "a"}]), timestamp="t", schema={"k": pl.String,
                                                                              "t": pl.Int64})
-    good, dead = run_with_dead_letters(flow, s, dead_letter_path=False)
+    good, dead = run_with_dead_letters(flow, s, dead_letters_to_log=False)
     assert good == [] and len(dead) == 1
+    assert not (home / "log" / "topics" / "nofile.dead-letters").exists()
     assert not (home / "dead-letters" / "nofile.jsonl").exists()
 
 

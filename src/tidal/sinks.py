@@ -15,10 +15,11 @@ import polars as pl
 from tidal.connectors.base import Sink, SinkContext
 from tidal.connectors.console import Console
 from tidal.connectors.files import CsvSink, JsonLinesSink, ParquetSink
+from tidal.connectors.log import LogSink
 from tidal.connectors.memory import Callback, Collect
 from tidal.connectors.sqlite import sqlite
 
-__all__ = ["Blackhole", "Sink", "SinkContext", "blackhole", "callback", "console", "csv", "jsonl", "memory", "parquet", "sqlite"]
+__all__ = ["Blackhole", "Sink", "SinkContext", "blackhole", "callback", "console", "csv", "jsonl", "log", "memory", "parquet", "sqlite"]
 
 
 def console(prefix: str = "") -> Console:
@@ -35,6 +36,13 @@ def callback(fn: Callable[[Any], Any], as_frame: bool = False) -> Callback:
 def memory() -> Collect:
     """Keep the output in memory: ``sink.rows`` / ``sink.frame()`` (handy in tests)."""
     return Collect()
+
+
+def log(topic: str, key: str | None = None, log_dir: str | os.PathLike[str] | None = None,
+        partitions: int = 1) -> LogSink:
+    """Append rows to a topic of the embedded log, partitioned by ``key``; exactly-once when
+    the flow checkpoints. A missing topic is created with ``partitions`` partitions."""
+    return LogSink(topic, key, log_dir, partitions)
 
 
 def jsonl(path: str | os.PathLike[str], append: bool = False) -> JsonLinesSink:

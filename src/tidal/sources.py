@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+import os
+from typing import Literal
+
 from tidal.connectors.base import Source, SourceContext, SourcePartition
 from tidal.connectors.files import csv, jsonl, parquet
 from tidal.connectors.generator import generator
+from tidal.connectors.log import LogSource
 from tidal.connectors.memory import Memory
 from tidal.connectors.socket import socket_text
 
@@ -21,10 +25,19 @@ __all__ = [
     "csv",
     "generator",
     "jsonl",
+    "log",
     "memory",
     "parquet",
     "socket_text",
 ]
+
+
+def log(topic: str, group: str | None = None, log_dir: str | os.PathLike[str] | None = None,
+        start: Literal["earliest", "latest"] = "earliest", bounded: bool = False,
+        format: str | None = None, metadata: bool = False) -> LogSource:
+    """Read a topic of the embedded log (``log_dir``: ``$TIDAL_LOG_DIR`` or ``.tidal/log``).
+    See :class:`tidal.connectors.log.LogSource` for the options."""
+    return LogSource(topic, group, log_dir, start, bounded, format, metadata)
 
 
 def memory(items, partitions: int = 1) -> Memory:  # type: ignore[no-untyped-def]

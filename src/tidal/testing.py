@@ -137,7 +137,7 @@ class Harness:
     def executor(self) -> Executor:
         """The executor, opened on first use (after the pipeline is built)."""
         if self._ex is None:
-            self._ex = self.flow.executor(clock=self.clock, dead_letter_path=None,
+            self._ex = self.flow.executor(clock=self.clock, dead_letters_to_log=False,
                                           max_batch_rows=1 << 30)
             self._ex.open()
         return self._ex

@@ -22,6 +22,7 @@ from tidal.plan import Node, caller_location, check_columns
 from tidal.runtime.clock import Clock
 from tidal.runtime.deadletters import SCHEMA as DEAD_LETTER_SCHEMA
 from tidal.runtime.deadletters import default_path
+from tidal.runtime.deadletters import topic_name as dead_letter_topic
 from tidal.runtime.executor import Executor, Metrics
 from tidal.runtime.ingest import PROCESSING_TIME
 from tidal.state.checkpoint import CheckpointStore
@@ -138,9 +139,10 @@ class Flow:
     # -- running -------------------------------------------------------------------------------
     def executor(
         self, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
-        max_delay: Duration = "5ms", dead_letter_path: str | Path | None | bool = True,
+        max_delay: Duration = "5ms", dead_letter_path: str | Path | None | bool = None,
         checkpoint_dir: str | Path | None = None, checkpoint_interval: Duration = "10s",
         restore_from: str | Path | None = None, keep_checkpoints: int = 3,
+        dead_letters_to_log: bool = True, log_dir: str | Path | None = None,
     ) -> Executor:
         """An executor for this flow (for stepping it yourself; most code calls :meth:`run`)."""
         if dead_letter_path is True:
@@ -154,21 +156,27 @@ class Flow:
             self, clock=clock, max_batch_rows=max_batch_rows,
             max_delay_ms=duration_ms(max_delay, "max_delay"), dead_letter_path=dead_letter_path,
             checkpoints=store, checkpoint_interval_ms=duration_ms(checkpoint_interval, "checkpoint interval"),
-            restore_from=restore_from, log=_log,
+            restore_from=restore_from, log=_log, log_dir=log_dir,
+            dead_letter_topic=dead_letter_topic(self.name) if dead_letters_to_log else None,
         )
 
     def run(
         self, *, quiet: bool | None = None, max_batch_rows: int | None = None,
         max_delay: Duration = "5ms", duration: Duration | None = None,
-        dead_letter_path: str | Path | None | bool = True, stop: threading.Event | None = None,
+        dead_letter_path: str | Path | None | bool = None, stop: threading.Event | None = None,
         checkpoint_dir: str | Path | None = None, checkpoint_interval: Duration | None = None,
-        restore_from: str | Path | None = None,
+        restore_from: str | Path | None = None, dead_letters_to_log: bool = True,
+        log_dir: str | Path | None = None,
     ) -> Metrics:
         """Run the flow until its input ends (bounded sources), ``duration`` passes, ``stop``
         is set, or Ctrl-C. Returns the run's counters.
 
         A live status line (events/s, watermark lag, late and dead-letter counts) shows on a
         terminal unless ``quiet``.
+
+        Dead letters go to the log topic ``<flow>.dead-letters`` (in ``log_dir``, default
+        ``$TIDAL_LOG_DIR`` or ``.tidal/log``) unless ``dead_letters_to_log=False``, and also
+        to the JSON-lines file ``dead_letter_path`` if given (``True``: under ``.tidal/``).
 
         With ``checkpoint_dir``, the flow checkpoints every ``checkpoint_interval`` (default
         10 s), resumes from the newest checkpoint there when restarted, and gives its
@@ -185,7 +193,8 @@ class Flow:
         restore_from = restore_from or run_defaults.get("restore_from")
         ex = self.executor(max_batch_rows=max_batch_rows, max_delay=max_delay,
                            dead_letter_path=dead_letter_path, checkpoint_dir=checkpoint_dir,
-                           checkpoint_interval=checkpoint_interval, restore_from=restore_from)
+                           checkpoint_interval=checkpoint_interval, restore_from=restore_from,
+                           dead_letters_to_log=dead_letters_to_log, log_dir=log_dir)
         self.last_run = ex
         duration_s = None if duration is None else duration_ms(duration, "duration") / 1000
         ex.open()
@@ -202,9 +211,8 @@ class Flow:
             with status:
                 return ex.run(stop=stop, duration_s=duration_s, on_tick=status.update)
         finally:
-            if ex.dead.count and ex.dead.path is not None:
-                print(f"tidal: {ex.dead.count} dead letter(s) written to {ex.dead.path}",
-                      file=sys.stderr)
+            if ex.dead.count:
+                _log(f"{ex.dead.count} dead letter(s) kept in {ex.dead.where}")
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r}, steps={[n.name for n in self.nodes]})"

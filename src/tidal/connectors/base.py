@@ -81,6 +81,11 @@ class SourcePartition(ABC):
         polling. ``None``: unknown, wake on ``ctx.wake()`` or the runtime's short delay."""
         return None
 
+    def commit(self, position: Any) -> None:  # noqa: B027 - optional hook
+        """Everything up to ``position`` is processed (and, with checkpoints, committed):
+        a partition may acknowledge it upstream, e.g. commit a consumer group's offset.
+        Never needed for correctness: recovery uses the checkpoint's positions."""
+
     def watermark(self) -> int | None:
         """A watermark the partition knows itself (epoch ms), or ``None`` to let the flow's
         watermark strategy derive one from the timestamps seen (the usual case)."""

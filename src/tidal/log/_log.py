@@ -32,11 +32,12 @@ TOPIC_FILE = "topic.json"
 def open(path: str | os.PathLike[str] | None = None) -> Log:  # noqa: A001 - the module's verb
     """Open (creating if needed) the log stored in folder ``path``.
 
-    ``path`` defaults to the ``TIDAL_LOG_DIR`` environment variable, else ``./.tidal/log``.
-    Several processes may open the same folder at once.
+    ``path`` defaults to the ``TIDAL_LOG_DIR`` environment variable, else ``log`` under
+    ``TIDAL_HOME`` (default ``./.tidal``). Several processes may open the same folder at once.
     """
     if path is None:
-        path = os.environ.get(ENV_DIR) or DEFAULT_DIR
+        home = os.environ.get("TIDAL_HOME")
+        path = os.environ.get(ENV_DIR) or (Path(home) / "log" if home else DEFAULT_DIR)
     return Log(Path(path))
 
 

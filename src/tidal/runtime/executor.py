@@ -66,6 +66,7 @@ class Executor:
         max_delay_ms: int = 5, dead_letter_path: str | Path | None = None,
         checkpoints: CheckpointStore | None = None, checkpoint_interval_ms: int = 10_000,
         restore_from: str | Path | None = None, log: Callable[[str], None] | None = None,
+        dead_letter_topic: str | None = None, log_dir: str | Path | None = None,
     ) -> None:
         if max_batch_rows < 1:
             raise PlanError(f"max_batch_rows must be at least 1, not {max_batch_rows}")
@@ -75,7 +76,8 @@ class Executor:
         self.max_delay_ms = max_delay_ms
         self.nodes = list(flow.nodes)
         self.metrics = Metrics(started_ms=self.clock.now())
-        self.dead = DeadLetters(flow.name, dead_letter_path, self.clock.now)
+        self.dead = DeadLetters(flow.name, dead_letter_path, self.clock.now, dead_letter_topic,
+                                log_dir)
         self.wakeup = threading.Event()
         self.ops: dict[Node, Operator] = {}
         self.readers: dict[Node, list[PartitionReader]] = {}
@@ -215,6 +217,7 @@ class Executor:
             if batches:
                 node.sink.apply(staged[node.name], cp.id)
                 batches.clear()
+        self._commit_sources(meta["positions"])
         # 4.
         if not savepoint:
             self.store.prune()
@@ -280,6 +283,7 @@ class Executor:
                 batch = reader.poll(self.max_batch_rows, now)
                 if batch is not None:
                     progressed = True
+                    reader.dirty = True
                     self.metrics.events_in += batch.height
                     self.metrics.batches += 1
                     self._deliver(node, "out", batch)
@@ -291,8 +295,20 @@ class Executor:
         for node in self.nodes:
             if node.kind == "sink":
                 node.sink.flush()
+        if self.store is None:
+            self._commit_sources(None)
         self.metrics.dead_letters = self.dead.count
         return progressed
+
+    def _commit_sources(self, positions: dict[str, dict[str, Any]] | None) -> None:
+        """Tell source partitions what is fully processed (after a step's sinks flushed, or
+        with checkpoints after the checkpoint committed), e.g. to commit group offsets."""
+        for node, readers in self.readers.items():
+            for r in readers:
+                if r.dirty:
+                    pos = r.reader.position() if positions is None else positions[node.name][r.partition]
+                    r.reader.commit(pos)
+                    r.dirty = False
 
     def source_watermark(self, node: Node, now: int) -> int:
         """Minimum watermark over the source's active partitions (idle ones excluded)."""

@@ -53,6 +53,8 @@ class PartitionReader:
         self.max_ts = MIN_TIME
         self.last_data_ms = now_ms
         self.closed = False
+        self.dirty = False
+        """Rows were read since the position was last committed."""
 
     @property
     def done(self) -> bool:
