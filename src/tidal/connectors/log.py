@@ -20,7 +20,13 @@ import polars as pl
 import pyarrow as pa
 
 import tidal.log as tlog
-from tidal.connectors.base import SinkContext, Source, SourceContext, SourcePartition, TransactionalSink
+from tidal.connectors.base import (
+    SinkContext,
+    Source,
+    SourceContext,
+    SourcePartition,
+    TransactionalSink,
+)
 from tidal.errors import ConfigError, SinkError, SourceError
 
 __all__ = ["LogSink", "LogSource"]
