@@ -42,4 +42,4 @@ sessions = (
 sessions.filter(pl.col("clicks") >= 40).print("session ")
 
 if __name__ == "__main__":
-    flow.run()
+    flow.run(max_batch_rows=5_000)  # small batches: windows fire as event time passes
