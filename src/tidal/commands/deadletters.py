@@ -161,7 +161,7 @@ def list_letters(
             f"{total:,} dead letters of pipeline {pipeline} ({topic.name} in {log_dir}); "
             f"{replayed:,} replayed, {summary['pending']:,} pending; "
             f"oldest {format_ms(oldest)}, newest {format_ms(newest)}",  # type: ignore[arg-type]
-            markup=False, highlight=False,
+            markup=False, highlight=False, soft_wrap=True,
         )
         if not total:
             return

@@ -277,7 +277,7 @@ def describe(
             f"{d['size_bytes']:,} bytes; retention {_retention_text(s)}; "
             f"compact {'yes' if s['compact'] else 'no'}; fsync {s['fsync']}; "
             f"segments roll at {s['segment_bytes']:,} B",
-            markup=True, highlight=False,
+            markup=True, highlight=False, soft_wrap=True,
         )
         t = Table("partition", "start offset", "end offset", "messages", "size", "segments",
                   title="partitions", title_justify="left")
