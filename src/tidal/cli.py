@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tidal import __version__
+from tidal.commands import deadletters_app, topics_app
 
 __all__ = ["app"]
 
@@ -99,6 +100,8 @@ def demo(
 
 checkpoints_app = typer.Typer(help="Inspect checkpoint directories.", no_args_is_help=True)
 app.add_typer(checkpoints_app, name="checkpoints")
+app.add_typer(topics_app, name="topics")
+app.add_typer(deadletters_app, name="deadletters")
 
 
 def _size(path: Path) -> int:

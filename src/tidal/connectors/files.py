@@ -377,7 +377,11 @@ class JsonLinesSink(_FileSink):
         # Polars writes naive datetimes with a space ("2024-01-02 03:04:05"); ISO 8601 wants "T"
         naive = [c for c, t in batch.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
         if naive:
-            batch = batch.with_columns(pl.col(naive).dt.to_string("iso:strict"))
+            batch = batch.with_columns(
+                pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f" if batch.schema[c].time_unit == "ms"  # type: ignore[union-attr]
+                                       else "iso:strict")
+                for c in naive
+            )
         batch.write_ndjson(out)
 
 

@@ -44,8 +44,9 @@ class Sqlite(TransactionalSink):
 
     Without ``key`` rows are appended; with ``key`` (a column or list of columns) the table
     keeps the latest row per key (``INSERT ... ON CONFLICT DO UPDATE``). The table is
-    created from the first batch's columns when it does not exist. Each step's rows are
-    committed in one transaction. With checkpoints, each checkpoint's rows and its id (in
+    created from the first batch's columns when it does not exist. Each batch is
+    written in its own short transaction (several sinks may share a database file). With
+    checkpoints, each checkpoint's rows and its id (in
     table ``_tidal_commits``) are committed in one transaction: exactly once.
     """
 
@@ -62,9 +63,10 @@ class Sqlite(TransactionalSink):
         self.columns: list[str] = []
 
     def open(self, ctx: SinkContext) -> None:
+        self.exactly_once = ctx.exactly_once
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path)
+            self.conn = sqlite3.connect(self.path, timeout=30)
             self.conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise SinkError(f"sink {ctx.sink!r} cannot open SQLite database {str(self.path)!r}: {exc}") from exc
@@ -87,13 +89,21 @@ class Sqlite(TransactionalSink):
             self.sql += f" ON CONFLICT ({', '.join(map(_quote, self.key))}) {action}"
 
     def write(self, batch: pl.DataFrame) -> None:
+        self._insert(batch)
+        if not self.exactly_once:
+            self.conn.commit()  # type: ignore[union-attr]
+
+    def _insert(self, batch: pl.DataFrame) -> None:
         if self.sql is None:
             self._prepare(batch)
         assert self.conn is not None and self.sql is not None
         batch = batch.select(self.columns)
         nested = [c for c, t in batch.schema.items() if t.is_nested() or t.is_temporal()]
         rows = batch.iter_rows() if not nested else (tuple(map(_value, r)) for r in batch.iter_rows())
-        self.conn.executemany(self.sql, rows)
+        try:
+            self.conn.executemany(self.sql, rows)
+        except sqlite3.Error as exc:
+            raise SinkError(f"sqlite sink {self.table!r} in {str(self.path)!r}: {exc}") from exc
 
     def flush(self) -> None:
         if self.conn is not None:
@@ -117,7 +127,7 @@ class Sqlite(TransactionalSink):
             return
         with self.conn:  # one transaction: the rows and the checkpoint id, or neither
             if rows.height:
-                self.write(rows)
+                self._insert(rows)
             self.conn.execute(
                 "INSERT INTO _tidal_commits (tbl, checkpoint) VALUES (?, ?) "
                 "ON CONFLICT (tbl) DO UPDATE SET checkpoint = excluded.checkpoint",

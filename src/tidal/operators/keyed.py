@@ -85,11 +85,12 @@ class KeyState:
     1
     """
 
-    __slots__ = ("_removed", "_value", "timed_out")
+    __slots__ = ("_removed", "_set", "_value", "timed_out")
 
     def __init__(self, value: Any, timed_out: bool = False) -> None:
         self._value = value
         self._removed = False
+        self._set = False
         self.timed_out = timed_out
         """True when the function is called because the key was idle for ``timeout``."""
 
@@ -106,6 +107,7 @@ class KeyState:
         """Replace the key's state."""
         self._value = value
         self._removed = False
+        self._set = True
 
     def remove(self) -> None:
         """Forget the key's state."""
@@ -153,6 +155,8 @@ class UpdateState(Operator):
     def _call(self, key: tuple[Any, ...], rows: pl.DataFrame, timed_out: bool) -> Any:
         state = KeyState(self.values.get(key), timed_out)
         result = self.fn(key, rows, state)
+        if timed_out and not state._set:
+            state.remove()  # a timed-out key keeps its state only if the function sets it
         if state.exists:
             self.values[key] = state._value
         else:

@@ -6,20 +6,19 @@ Layout of a checkpoint directory::
     chk-0000000007/         one checkpoint
         op-000.pkl          state of one stateful operator (pickle; Polars frames inside)
         sink-000.arrow      rows an exactly-once sink receives when this checkpoint commits
-        MANIFEST            JSON: positions, watermarks, files with sizes and sha256
+        MANIFEST            JSON: positions, watermarks, files with sizes and CRC32C
     savepoints/sp-.../      same layout, written on request, never pruned
 
 A checkpoint exists only once its ``MANIFEST`` does; it is written last, as a temporary file
 that is fsynced and renamed, then the directory is fsynced. A directory without one is a
 checkpoint that a crash interrupted and is ignored (and removed). Every file is verified
-against the manifest's sha256 on load: a corrupt newest checkpoint makes recovery fall
+against the manifest's CRC32C on load: a corrupt newest checkpoint makes recovery fall
 back to the previous one, and when none is usable recovery refuses, naming the file.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import polars as pl
 
 from tidal.errors import TidalError
@@ -62,7 +62,11 @@ def _write_file(path: Path, data: bytes) -> str:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    return hashlib.sha256(data).hexdigest()
+    return _checksum(data)
+
+
+def _checksum(data: bytes) -> str:
+    return f"{crc32c.crc32c(data):08x}"
 
 
 @dataclass
@@ -83,9 +87,9 @@ class Checkpoint:
             data = path.read_bytes()
         except OSError as exc:
             raise CheckpointError(f"checkpoint file {path} cannot be read: {exc}") from exc
-        if len(data) != entry["size"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        if len(data) != entry["size"] or _checksum(data) != entry["crc32c"]:
             raise CheckpointError(
-                f"checkpoint file {path} is corrupt (size or sha256 does not match {MANIFEST})"
+                f"checkpoint file {path} is corrupt (size or CRC32C does not match {MANIFEST})"
             )
         return data
 
@@ -171,7 +175,7 @@ class CheckpointStore:
             for i, (op_name, (state, signature)) in enumerate(operators.items()):
                 data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 fname = f"op-{i:03d}.pkl"
-                ops[op_name] = {"file": fname, "size": len(data), "sha256": _write_file(target / fname, data),
+                ops[op_name] = {"file": fname, "size": len(data), "crc32c": _write_file(target / fname, data),
                                 "signature": signature}
             staged: dict[str, Any] = {}
             for i, (sink_name, rows) in enumerate(sinks.items()):
@@ -180,7 +184,7 @@ class CheckpointStore:
                 data = buf.getvalue()
                 fname = f"sink-{i:03d}.arrow"
                 staged[sink_name] = {"file": fname, "size": len(data), "rows": rows.height,
-                                     "sha256": _write_file(target / fname, data)}
+                                     "crc32c": _write_file(target / fname, data)}
             manifest = {**meta, "id": checkpoint_id, "created_ms": int(time.time() * 1000),
                         "operators": ops, "sinks": staged, "savepoint": savepoint}
             tmp = target / f"{MANIFEST}.tmp"
