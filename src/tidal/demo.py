@@ -1,6 +1,8 @@
 """``tidal demo``: live card transactions through windows and keyed state, no server needed.
 
-A paced generator emits card transactions; the flow computes, per 5-second window and
+A paced generator emits card transactions into the topic ``demo.transactions`` of the
+embedded log (``.tidal/log``, 4 partitions keyed by card), exactly as HTTP or Kafka
+ingestion would land them; the flow reads that topic and computes, per 5-second window and
 merchant category, the number of transactions, revenue and largest purchase, and keeps a
 running spend per card; each time a window closes it prints a table of the categories and
 the cards that spent most so far.
@@ -17,14 +19,24 @@ import tidal as td
 __all__ = ["build", "main"]
 
 
+TOPIC = "demo.transactions"
+
+
 def build(rate: float = 20_000, events: int | None = None, paced: bool = True,
-          console: Console | None = None) -> td.Flow:
+          console: Console | None = None, log_dir: str | None = None) -> td.Flow:
     """The demo flow (``console=None`` prints to standard output)."""
+    import tidal.log
+
     console = console or Console()
+    with tidal.log.open(log_dir) as log:
+        log.create_topic(TOPIC, partitions=4, exist_ok=True)
     flow = td.Flow("demo")
+    generated = flow.source(td.sources.generator("transactions", rate=rate, events=events,
+                                                 paced=paced), name="generator")
+    generated.sink(td.sinks.log(TOPIC, key="card", log_dir=log_dir), name="ingest")
     tx = flow.source(
-        td.sources.generator("transactions", rate=rate, events=events, paced=paced),
-        timestamp="ts", watermark=td.bounded_delay("200ms"),
+        td.sources.log(TOPIC, log_dir=log_dir, start="latest"),
+        timestamp="ts", watermark=td.bounded_delay("200ms", idle="2s"), name="transactions",
     )
     per_category = (
         tx.key_by("category")
@@ -40,7 +52,10 @@ def build(rate: float = 20_000, events: int | None = None, paced: bool = True,
             top_cards[card] = (spent, n)
 
     def show(rows: pl.DataFrame) -> None:
-        rows = rows.sort("revenue", descending=True)
+        for (start,), window in sorted(rows.group_by("window_start"), key=lambda g: g[0]):
+            show_window(window.sort("revenue", descending=True))
+
+    def show_window(rows: pl.DataFrame) -> None:
         start, end = rows["window_start"][0], rows["window_end"][0]
         table = Table(title=f"window {start:%H:%M:%S}-{end:%H:%M:%S}  ({rows['n'].sum():,} tx)",
                       title_justify="left")
