@@ -473,3 +473,6 @@ def test_token_is_required_except_on_health(start_server, caplog):
     assert srv.client.post("/topics/orders", json=[{"a": 1}], headers=ok).status_code == 200
     assert srv.client.get("/topics", headers=ok).json() == {"topics": ["orders"]}
     assert any("refused POST /topics/orders" in m for m in caplog.messages)
+    assert srv.client.get("/openapi.json").status_code == 401
+    paths = srv.client.get("/openapi.json", headers=ok).json()["paths"]
+    assert sorted(paths) == ["/healthz", "/topics", "/topics/{name}"]

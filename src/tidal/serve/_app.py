@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -53,17 +54,31 @@ def create_app(
         finally:
             store.close()
 
-    app = FastAPI(title="tidal", version=tidal.__version__, lifespan=lifespan)
+    # No Swagger UI: it loads its assets from a CDN, and the server must work offline.
+    app = FastAPI(title="tidal", version=tidal.__version__, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
     app.add_exception_handler(RequestError, request_error_handler)
     protected = [Depends(bearer_token(token))] if token else []
     app.state.log = log
     app.state.protected = protected
     app.include_router(_health_router())
+    app.include_router(_openapi_router(app), dependencies=protected)
     app.include_router(
         topics_router(log, max_body_bytes=max_body_bytes, idempotency=store),
         dependencies=protected,
     )
     return app
+
+
+def _openapi_router(app: FastAPI) -> APIRouter:
+    router = APIRouter(tags=["meta"])
+
+    @router.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        """The OpenAPI document of every endpoint (behind the token like the rest)."""
+        return app.openapi()
+
+    return router
 
 
 def _health_router() -> APIRouter:
