@@ -86,7 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bids", type=int, default=5_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--batch-rows", type=int, default=1 << 20)
+    ap.add_argument("--batch-rows", type=int, default=100_000, help="the engine default")
     ap.add_argument("--rate", type=int, default=10_000, help="Nexmark events/s of event time")
     args = ap.parse_args()
 

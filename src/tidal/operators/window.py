@@ -135,10 +135,29 @@ class WindowAggregate(_Aggregating):
         batch = self.split_late(batch, self._floor(pl.col(TIME), self.every) + self.size, earliest)
         if not batch.height:
             return
-        partials = batch.group_by(self.group).agg(self.partial)
+        partials = self._pre_aggregate(batch)
         if self.sliding:
             partials = self._fan_out(partials)
         self._add(partials)
+
+    def _pre_aggregate(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """Partial aggregates of a batch per key and pane.
+
+        A batch of in-order-ish events spans one or two panes; grouping each pane's rows by
+        the keys alone is about 2-3x faster in Polars than grouping by keys and pane
+        together, so that is done whenever the batch touches only a few panes.
+        """
+        lo, hi = batch[START].min(), batch[START].max()
+        n_panes = (hi - lo) // self.pane + 1  # type: ignore[operator]
+        if not self.keys or n_panes > 4:
+            return batch.lazy().group_by(self.group).agg(self.partial).collect()
+        parts = []
+        for start in range(lo, hi + 1, self.pane):  # type: ignore[call-overload]
+            rows = batch if n_panes == 1 else batch.filter(pl.col(START) == start)
+            if rows.height:
+                parts.append(rows.group_by(self.keys).agg(self.partial)
+                             .with_columns(pl.lit(start, pl.Int64).alias(START)))
+        return pl.concat(parts).select(*self.group, pl.exclude(self.group))
 
     def _fan_out(self, panes: pl.DataFrame) -> pl.DataFrame:
         """Give each pane partial one row per sliding window that contains the pane."""
