@@ -171,6 +171,14 @@ def test_unknown_key_or_timestamp_field_is_refused(server, query, message):
     assert r.json()["detail"] == message
 
 
+def test_a_key_field_that_cannot_be_hashed_is_refused(server, reader):
+    server.log.create_topic("events", partitions=2)
+    r = server.client.post("/topics/events?key=k", json=[{"k": {"nested": 1}}])
+    assert r.status_code == 400
+    assert r.json()["detail"].startswith("cannot append the records: ")
+    assert end_offsets(reader, "events") == [0, 0]
+
+
 def test_reserved_field_names_are_refused(server, reader):
     server.log.create_topic("events")
     r = server.client.post("/topics/events", json=[{"offset": 1, "a": 2}])

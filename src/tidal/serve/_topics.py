@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 import anyio.to_thread
+import polars as pl
 import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
@@ -139,8 +140,8 @@ def _ingest(
         table = _with_event_times(table, timestamp)
     try:
         result = topic.append_batch(table, key=key, timestamp=timestamp)
-    except (ValueError, TypeError) as e:
-        raise RequestError(400, str(e)) from None
+    except (ValueError, TypeError, pa.ArrowException) as e:  # checked before anything is written
+        raise RequestError(400, f"cannot append the records: {e}") from None
     durable = result.durable
     if not durable and topic.settings.fsync == "interval":
         topic.flush()  # the client is told "stored" only once it is on disk
@@ -164,8 +165,6 @@ def _with_event_times(table: pa.Table, field: str) -> pa.Table:
     if pa.types.is_floating(t):
         return table.set_column(table.column_names.index(field), field, column.cast(pa.int64()))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        import polars as pl  # noqa: PLC0415 - polars is already loaded by the body parser
-
         text = pl.from_arrow(pa.table({field: column}))
         assert isinstance(text, pl.DataFrame)
         parsed = text.select(parse_iso8601(field)).to_series()
