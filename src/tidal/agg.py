@@ -3,6 +3,32 @@
 See :mod:`tidal.api.agg` for how they stay columnar.
 """
 
-from tidal.api.agg import Agg, count, count_distinct, first, last, max, mean, min, sum
+from tidal.api.agg import (
+    Agg,
+    approx_count_distinct,
+    approx_quantile,
+    count,
+    count_distinct,
+    first,
+    last,
+    max,
+    mean,
+    min,
+    percentile,
+    sum,
+)
 
-__all__ = ["Agg", "count", "count_distinct", "first", "last", "max", "mean", "min", "sum"]
+__all__ = [
+    "Agg",
+    "approx_count_distinct",
+    "approx_quantile",
+    "count",
+    "count_distinct",
+    "first",
+    "last",
+    "max",
+    "mean",
+    "min",
+    "percentile",
+    "sum",
+]

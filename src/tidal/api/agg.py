@@ -8,16 +8,26 @@ merged partials giving the output column). The engine runs all three inside
 
 >>> import tidal as td
 >>> aggs = dict(n=td.agg.count(), top=td.agg.max("price"), avg=td.agg.mean("price"))
+
+Besides the exact aggregates there are ``percentile`` (exact, keeps the values) and two
+sketches from Apache DataSketches whose partial state is the sketch serialized as bytes, so
+they merge across batches, panes and checkpoints in constant space:
+``approx_count_distinct`` (HyperLogLog) and ``approx_quantile`` (KLL).
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 __all__ = [
     "Agg",
+    "approx_count_distinct",
+    "approx_quantile",
     "count",
     "count_distinct",
     "first",
@@ -25,6 +35,7 @@ __all__ = [
     "max",
     "mean",
     "min",
+    "percentile",
     "sum",
 ]
 
@@ -40,6 +51,8 @@ class Agg:
 
     kind: str
     column: str | None = None
+    params: tuple[Any, ...] = ()
+    """Options of parametrized aggregates (a quantile, a sketch size)."""
 
     def inputs(self) -> set[str]:
         """Input columns this aggregate reads."""
@@ -65,6 +78,18 @@ class Agg:
                 return [c.sort_by(TIME).last().alias(_p(out)), pl.col(TIME).max().alias(_p(out, "t"))]
             case "count_distinct":
                 return [c.drop_nulls().unique().alias(_p(out))]
+            case "percentile":
+                return [c.drop_nulls().cast(pl.Float64).alias(_p(out))]
+            case "approx_count_distinct":
+                lg_k = self.params[0]
+                return [c.drop_nulls().hash(_HLL_SEED).map_batches(
+                    lambda h: _hll_build(h, lg_k), returns_scalar=True, return_dtype=pl.Binary,
+                ).alias(_p(out))]
+            case "approx_quantile":
+                k = self.params[1]
+                return [c.drop_nulls().cast(pl.Float64).map_batches(
+                    lambda v: _kll_build(v, k), returns_scalar=True, return_dtype=pl.Binary,
+                ).alias(_p(out))]
         raise AssertionError(self.kind)
 
     def merge(self, out: str) -> list[pl.Expr]:
@@ -87,6 +112,12 @@ class Agg:
                 return [p.sort_by(t).last(), t.max()]
             case "count_distinct":
                 return [p.explode().drop_nulls().unique()]
+            case "percentile":
+                return [p.explode().drop_nulls()]
+            case "approx_count_distinct":
+                return [p.map_batches(_hll_merge, returns_scalar=True, return_dtype=pl.Binary)]
+            case "approx_quantile":
+                return [p.map_batches(_kll_merge, returns_scalar=True, return_dtype=pl.Binary)]
         raise AssertionError(self.kind)
 
     def final(self, out: str) -> pl.Expr:
@@ -97,7 +128,25 @@ class Agg:
                 return (pl.col(_p(out, "s")) / pl.col(_p(out, "n"))).alias(out)
             case "count_distinct":
                 return p.list.len().cast(pl.Int64).alias(out)
+            case "percentile":
+                q, how = self.params
+                return p.list.eval(pl.element().quantile(q, interpolation=how)).list.first().alias(out)
+            case "approx_count_distinct":
+                return p.map_elements(_hll_estimate, return_dtype=pl.Int64,
+                                      skip_nulls=True).alias(out)
+            case "approx_quantile":
+                q = self.params[0]
+                return p.map_elements(lambda b: _kll_quantile(b, q), return_dtype=pl.Float64,
+                                      skip_nulls=True).alias(out)
         return p.alias(out)
+
+    def output_dtype(self) -> pl.DataType | None:
+        """The output type when it does not follow from the input column's type."""
+        if self.kind in ("percentile", "approx_quantile"):
+            return pl.Float64()
+        if self.kind == "approx_count_distinct":
+            return pl.Int64()
+        return None
 
     def partial_columns(self, out: str) -> list[str]:
         """Names of the partial-state columns of this aggregate."""
@@ -108,7 +157,8 @@ class Agg:
         return [_p(out)]
 
     def __repr__(self) -> str:
-        return f"{self.kind}({self.column or ''})"
+        params = "".join(f", {p!r}" for p in self.params)
+        return f"{self.kind}({self.column or ''}{params})"
 
 
 def _p(out: str, part: str = "") -> str:
@@ -153,6 +203,159 @@ def last(column: str) -> Agg:
 def count_distinct(column: str) -> Agg:
     """Exact number of distinct non-null values of ``column``."""
     return Agg("count_distinct", column)
+
+
+def percentile(column: str, q: float,
+               interpolation: str = "linear") -> Agg:
+    """Exact ``q`` quantile (0 to 1) of ``column``, like SQL's ``PERCENTILE_CONT``.
+
+    Keeps every value of a group until it is final (state grows with the group); for
+    large groups prefer :func:`approx_quantile`. ``interpolation`` is Polars' (``"linear"``,
+    ``"nearest"``, ``"lower"``, ``"higher"``, ``"midpoint"``).
+
+    >>> import polars as pl, tidal as td
+    >>> td.agg.percentile("latency", 0.99)
+    percentile(latency, 0.99, 'linear')
+    """
+    _check_q("percentile", q)
+    if interpolation not in ("linear", "nearest", "lower", "higher", "midpoint"):
+        from tidal.errors import ConfigError
+
+        raise ConfigError(
+            f"percentile({column!r}): interpolation {interpolation!r} is not one of linear, "
+            "nearest, lower, higher, midpoint"
+        )
+    return Agg("percentile", column, (float(q), interpolation))
+
+
+def approx_count_distinct(column: str, lg_k: int = 12) -> Agg:
+    """Approximate number of distinct non-null values of ``column`` (HyperLogLog).
+
+    Each group's partial state is a DataSketches ``hll_sketch`` (HLL_8, ``2**lg_k``
+    registers) serialized as bytes: 4 KiB at the default ``lg_k=12``, whatever the
+    cardinality, with a relative standard error of about ``1.04 / sqrt(2**lg_k)`` (1.6 %).
+    Values are hashed with Polars' 64-bit hash, vectorized; partials merge by register max.
+
+    >>> import tidal as td
+    >>> td.agg.approx_count_distinct("user")
+    approx_count_distinct(user, 12)
+    """
+    if not isinstance(lg_k, int) or not 4 <= lg_k <= 21:
+        from tidal.errors import ConfigError
+
+        raise ConfigError(f"approx_count_distinct({column!r}): lg_k must be an integer 4..21, "
+                          f"not {lg_k!r}")
+    _need_datasketches("approx_count_distinct")
+    return Agg("approx_count_distinct", column, (lg_k,))
+
+
+def approx_quantile(column: str, q: float, k: int = 200) -> Agg:
+    """Approximate ``q`` quantile (0 to 1) of ``column`` (a DataSketches KLL sketch).
+
+    The partial state is a ``kll_doubles_sketch`` serialized as bytes; with the default
+    ``k=200`` the rank error is about 1.65 % (``sketch.normalized_rank_error``), and its
+    size grows only logarithmically with the number of values.
+
+    >>> import tidal as td
+    >>> td.agg.approx_quantile("latency", 0.5)
+    approx_quantile(latency, 0.5, 200)
+    """
+    _check_q("approx_quantile", q)
+    _need_datasketches("approx_quantile")
+    return Agg("approx_quantile", column, (float(q), int(k)))
+
+
+def _check_q(name: str, q: float) -> None:
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0 <= q <= 1:
+        from tidal.errors import ConfigError
+
+        raise ConfigError(f"{name}: q must be a number from 0 to 1 (0.99 for p99), not {q!r}")
+
+
+def _need_datasketches(name: str) -> None:
+    try:
+        import datasketches  # noqa: F401
+    except ImportError:
+        from tidal.errors import ConfigError
+
+        raise ConfigError(
+            f"td.agg.{name} needs Apache DataSketches: pip install 'tidal[sketches]'"
+        ) from None
+
+
+# -- sketches (one Python call per group, vectorized inside) ----------------------------------
+_HLL_SEED = 0x7ADA1
+_HLL_HEADER = 40  # DataSketches HLL preamble, then one byte per register (HLL_8)
+
+
+def _hll_registers(hashes: pl.Series, lg_k: int) -> np.ndarray:
+    h = hashes.to_numpy()
+    slots = (h & np.uint64((1 << lg_k) - 1)).astype(np.int64)
+    rest = pl.Series(h >> np.uint64(lg_k)).bitwise_leading_zeros().to_numpy().astype(np.int64)
+    rho = np.minimum(rest - lg_k + 1, 64 - lg_k + 1).astype(np.uint8)
+    regs = np.zeros(1 << lg_k, np.uint8)
+    np.maximum.at(regs, slots, rho)
+    return regs
+
+
+def _hll_bytes(regs: np.ndarray) -> bytes:
+    """An HLL_8 ``hll_sketch`` serialization of ``regs``, flagged out-of-order so that
+    DataSketches estimates from the registers (composite estimator) rather than HIP."""
+    lg_k = int(regs.size).bit_length() - 1
+    v = regs.astype(np.float64)
+    low = regs < 32
+    kxq0 = float(np.sum(np.where(low, np.exp2(-v), 0.0)))
+    kxq1 = float(np.sum(np.where(low, 0.0, np.exp2(-v))))
+    header = bytes([10, 1, 7, lg_k, 0, 8 | 16, 0, 2 | (2 << 2)])
+    return header + struct.pack("<dddii", 0.0, kxq0, kxq1, int(np.sum(regs == 0)), 0) + regs.tobytes()
+
+
+def _hll_build(hashes: pl.Series, lg_k: int) -> pl.Series:
+    return pl.Series([_hll_bytes(_hll_registers(hashes, lg_k))], dtype=pl.Binary)
+
+
+def _hll_merge(partials: pl.Series) -> pl.Series:
+    blobs = [b for b in partials.to_list() if b is not None]
+    if not blobs:
+        return pl.Series([None], dtype=pl.Binary)
+    if len(blobs) == 1:
+        return pl.Series(blobs, dtype=pl.Binary)
+    regs = np.stack([np.frombuffer(b, np.uint8, offset=_HLL_HEADER) for b in blobs]).max(axis=0)
+    return pl.Series([_hll_bytes(regs)], dtype=pl.Binary)
+
+
+def _hll_estimate(blob: bytes) -> int:
+    from datasketches import hll_sketch
+
+    return round(hll_sketch.deserialize(blob).get_estimate())
+
+
+def _kll_build(values: pl.Series, k: int) -> pl.Series:
+    from datasketches import kll_doubles_sketch
+
+    if not values.len():
+        return pl.Series([None], dtype=pl.Binary)
+    sketch = kll_doubles_sketch(k)
+    sketch.update(np.array(values.to_numpy(), dtype=np.float64))  # writable, contiguous
+    return pl.Series([sketch.serialize()], dtype=pl.Binary)
+
+
+def _kll_merge(partials: pl.Series) -> pl.Series:
+    from datasketches import kll_doubles_sketch
+
+    blobs = [b for b in partials.to_list() if b is not None]
+    if len(blobs) <= 1:
+        return pl.Series(blobs or [None], dtype=pl.Binary)
+    sketch = kll_doubles_sketch.deserialize(blobs[0])
+    for b in blobs[1:]:
+        sketch.merge(kll_doubles_sketch.deserialize(b))
+    return pl.Series([sketch.serialize()], dtype=pl.Binary)
+
+
+def _kll_quantile(blob: bytes, q: float) -> float:
+    from datasketches import kll_doubles_sketch
+
+    return kll_doubles_sketch.deserialize(blob).get_quantile(q)
 
 
 def compile_aggs(aggs: dict[str, Agg]) -> tuple[list[pl.Expr], list[pl.Expr], list[pl.Expr]]:

@@ -432,6 +432,8 @@ def _agg_schema(keys: list[str], aggs: dict[str, Agg], schema: pl.Schema | None,
     for name, a in aggs.items():
         if a.kind in ("count", "count_distinct"):
             out[name] = pl.Int64()
+        elif a.output_dtype() is not None:
+            out[name] = a.output_dtype()  # type: ignore[assignment]
         elif a.kind == "mean":
             out[name] = pl.Float64()
         elif a.kind == "sum":
