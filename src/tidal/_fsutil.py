@@ -1,4 +1,5 @@
-"""Small file-system helpers: atomic JSON files and directory fsync."""
+"""Small file-system helpers shared by the log, checkpoints and sinks: durable writes,
+atomic JSON files and directory fsync."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durable(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it before returning."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

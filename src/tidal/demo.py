@@ -52,7 +52,7 @@ def build(rate: float = 20_000, events: int | None = None, paced: bool = True,
             top_cards[card] = (spent, n)
 
     def show(rows: pl.DataFrame) -> None:
-        for (start,), window in sorted(rows.group_by("window_start"), key=lambda g: g[0]):
+        for _, window in sorted(rows.group_by("window_start"), key=lambda g: g[0]):
             show_window(window.sort("revenue", descending=True))
 
     def show_window(rows: pl.DataFrame) -> None:

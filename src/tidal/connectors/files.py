@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tidal._fsutil import write_json_atomic
 from tidal.connectors.base import (
     SinkContext,
     Source,
@@ -322,7 +323,7 @@ class _FileSink(TransactionalSink):
                 keep = self.path.stat().st_size if self.append and self.path.exists() else 0
                 with open(self.path, "ab") as f:
                     f.truncate(keep)
-                _write_json_atomic(self.marker, {"checkpoint": 0, "length": keep})
+                write_json_atomic(self.marker, {"checkpoint": 0, "length": keep})
         except OSError as exc:
             raise SinkError(f"sink {ctx.sink!r} cannot open {str(self.path)!r}: {exc}") from exc
 
@@ -347,7 +348,7 @@ class _FileSink(TransactionalSink):
             f.flush()
             os.fsync(f.fileno())
             length = f.tell()
-        _write_json_atomic(self.marker, {"checkpoint": checkpoint_id, "length": length})
+        write_json_atomic(self.marker, {"checkpoint": checkpoint_id, "length": length})
 
     def flush(self) -> None:
         if self.file is not None:
@@ -357,15 +358,6 @@ class _FileSink(TransactionalSink):
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-def _write_json_atomic(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(orjson.dumps(value))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class JsonLinesSink(_FileSink):

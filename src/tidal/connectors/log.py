@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 import tidal.log as tlog
+from tidal._fsutil import write_json_atomic
 from tidal.connectors.base import (
     SinkContext,
     Source,
@@ -163,12 +164,7 @@ class LogSink(TransactionalSink):
 
     def _write_marker(self, value: dict[str, Any]) -> None:
         self.marker.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.marker.with_name(self.marker.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(value))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.marker)
+        write_json_atomic(self.marker, value)
 
     def committed_checkpoint(self) -> int | None:
         return int(self._read_marker()["checkpoint"])

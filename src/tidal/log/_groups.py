@@ -6,7 +6,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from ._fsutil import read_json, write_json_atomic
+from tidal._fsutil import read_json, write_json_atomic
+
 from ._settings import validate_name
 
 

@@ -9,8 +9,9 @@ import threading
 import uuid
 from pathlib import Path
 
+from tidal._fsutil import fsync_dir, read_json, write_json_atomic
+
 from ._errors import TopicExistsError, UnknownTopicError
-from ._fsutil import fsync_dir, read_json, write_json_atomic
 from ._groups import GroupOffsets
 from ._record import GroupDescription, PartitionDescription, TopicDescription
 from ._segment import LOG_SUFFIX, segment_name

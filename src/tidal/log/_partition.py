@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tidal._fsutil import fsync_dir
+
 from ._errors import CorruptRecordError, OffsetOutOfRangeError, UnknownTopicError
 from ._format import FLAG_SPARSE, HEADER_SIZE, BadBatch, BatchHeader, frame, verify
-from ._fsutil import fsync_dir
 from ._segment import (
     INDEX_ENTRY,
     INDEX_SUFFIX,

@@ -33,6 +33,7 @@ from typing import Any
 import crc32c
 import polars as pl
 
+from tidal._fsutil import fsync_dir, write_durable
 from tidal.errors import TidalError
 
 __all__ = ["MANIFEST", "Checkpoint", "CheckpointError", "CheckpointStore", "DirectoryLocked"]
@@ -49,19 +50,8 @@ class DirectoryLocked(CheckpointError):
     """Another live process is running a flow on this checkpoint directory."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_file(path: Path, data: bytes) -> str:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_durable(path, data)
     return _checksum(data)
 
 
@@ -190,8 +180,8 @@ class CheckpointStore:
             tmp = target / f"{MANIFEST}.tmp"
             _write_file(tmp, json.dumps(manifest, indent=1, default=str).encode())
             os.replace(tmp, target / MANIFEST)
-            _fsync_dir(target)
-            _fsync_dir(base)
+            fsync_dir(target)
+            fsync_dir(base)
         except OSError as exc:
             shutil.rmtree(target, ignore_errors=True)
             raise CheckpointError(
