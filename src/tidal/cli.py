@@ -98,6 +98,31 @@ def demo(
     demo_main(duration=duration, rate=rate, quiet=quiet)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8080,
+    log_dir: Annotated[str | None, typer.Option(
+        envvar="TIDAL_LOG_DIR", help="The embedded log's folder (default .tidal/log).")] = None,
+    token: Annotated[str | None, typer.Option(
+        envvar="TIDAL_TOKEN", help="Require 'Authorization: Bearer TOKEN' (needed off loopback).")] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 64 << 20,
+    tcp_port: Annotated[int | None, typer.Option(help="Also accept text lines on this TCP port.")] = None,
+    tcp_topic: Annotated[str | None, typer.Option(help="Topic receiving the TCP lines.")] = None,
+) -> None:
+    """Serve HTTP ingestion into topics of the embedded log (POST /topics/NAME), and
+    optionally a TCP line listener."""
+    from tidal.errors import ConfigError
+    from tidal.serve import serve as run_server
+
+    try:
+        run_server(host=host, port=port, log_dir=log_dir, max_body_bytes=max_body_bytes,
+                   token=token, tcp_port=tcp_port, tcp_topic=tcp_topic)
+    except ConfigError as exc:
+        typer.echo(f"tidal serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 checkpoints_app = typer.Typer(help="Inspect checkpoint directories.", no_args_is_help=True)
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(topics_app, name="topics")
