@@ -23,7 +23,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +42,35 @@ from tidal.state.checkpoint import Checkpoint, CheckpointStore
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
 
-__all__ = ["Executor", "Metrics"]
+__all__ = ["Executor", "Metrics", "StepMetrics"]
+
+
+@dataclass
+class StepMetrics:
+    """Counters of one step (node) of the graph."""
+
+    rows_in: int = 0
+    """Rows received (for a source: rows read)."""
+    rows_out: int = 0
+    """Rows emitted on any port."""
+    batches: int = 0
+    busy_s: float = 0.0
+    """Seconds spent in the step's own code (``on_batch``/``on_watermark``/``write``),
+    including what it emitted downstream synchronously."""
+    batch_seconds: list[float] = field(default_factory=list)
+    """Recent per-batch processing times (the last 1,024), for latency histograms."""
+
+    def record(self, seconds: float) -> None:
+        self.busy_s += seconds
+        self.batch_seconds.append(seconds)
+        if len(self.batch_seconds) > 1024:
+            del self.batch_seconds[:512]
 
 
 @dataclass
 class Metrics:
-    """Counters of a run, read by the status line and returned by :meth:`tidal.Flow.run`."""
+    """Counters of a run, read by the status line, ``/metrics`` and returned by
+    :meth:`tidal.Flow.run`."""
 
     events_in: int = 0
     rows_out: int = 0
@@ -56,6 +79,13 @@ class Metrics:
     batches: int = 0
     watermark: int = MIN_TIME
     started_ms: int = 0
+    checkpoints: int = 0
+    last_checkpoint_s: float = 0.0
+    last_checkpoint_bytes: int = 0
+    steps: dict[str, StepMetrics] = field(default_factory=dict)
+    """Per step name."""
+    watermarks: dict[str, int] = field(default_factory=dict)
+    """Current watermark of every step, by name."""
 
 
 class Executor:
@@ -119,6 +149,7 @@ class Executor:
                 positions = self.restored.manifest["positions"]
                 self._check_restorable(self.restored)
         for node in self.nodes:
+            self.metrics.steps[node.name] = StepMetrics()
             for idx, (up, port) in enumerate(node.inputs):
                 self.downstream[(up, port)].append((node, idx))
             self.wm[node] = MIN_TIME
@@ -211,7 +242,11 @@ class Executor:
         operators = {n.name: (op.snapshot(), n.signature) for n, op in self.ops.items() if op.stateful}
         staged = {n.name: pl.concat(b, how="diagonal_relaxed") for n, b in self.pending.items() if b}
         # 2.
+        started = time.perf_counter()
         cp = self.store.write(self.store.next_id(), meta, operators, staged, savepoint=savepoint)
+        self.metrics.last_checkpoint_s = time.perf_counter() - started
+        self.metrics.last_checkpoint_bytes = sum(
+            e["size"] for e in [*cp.manifest["operators"].values(), *cp.manifest["sinks"].values()])
         # 3.
         for node, batches in self.pending.items():
             if batches:
@@ -223,6 +258,7 @@ class Executor:
             self.store.prune()
         self.last_checkpoint_ms = self.clock.now()
         self.checkpoint_count += 1
+        self.metrics.checkpoints = self.checkpoint_count
         return cp
 
     def _open_source(self, node: Node, positions: dict[str, Any] | None, now: int) -> None:
@@ -256,7 +292,13 @@ class Executor:
 
     # -- data --------------------------------------------------------------------------------
     def _deliver(self, node: Node, port: str, batch: pl.DataFrame) -> None:
+        steps = self.metrics.steps
+        steps[node.name].rows_out += batch.height
         for child, idx in self.downstream.get((node, port), ()):
+            m = steps[child.name]
+            m.rows_in += batch.height
+            m.batches += 1
+            start = time.perf_counter()
             if child.kind == "sink":
                 held = self.pending.get(child)
                 if held is not None:
@@ -266,6 +308,7 @@ class Executor:
                 self.metrics.rows_out += batch.height
             else:
                 self.ops[child].on_batch(batch, idx)
+            m.record(time.perf_counter() - start)
 
     def positions(self) -> dict[str, dict[str, Any]]:
         """Every source partition's position after the last batch read."""
@@ -285,6 +328,7 @@ class Executor:
                     progressed = True
                     reader.dirty = True
                     self.metrics.events_in += batch.height
+                    self.metrics.steps[node.name].rows_in += batch.height
                     self.metrics.batches += 1
                     self._deliver(node, "out", batch)
                 if reader.done:
@@ -330,9 +374,12 @@ class Executor:
             if wm <= self.wm[node]:
                 continue
             self.wm[node] = wm
+            self.metrics.watermarks[node.name] = wm
             op = self.ops.get(node)
             if op is not None:
+                start = time.perf_counter()
                 op.on_watermark(wm)
+                self.metrics.steps[node.name].busy_s += time.perf_counter() - start
         sources = [self.wm[n] for n in self.readers]
         self.metrics.watermark = min(sources) if sources else MAX_TIME
 
