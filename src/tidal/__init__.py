@@ -15,6 +15,7 @@ Columnar micro-batches (Arrow/Polars), event time with watermarks, keyed windows
 
 from tidal import agg, errors, sinks, sources
 from tidal.api.flow import Flow
+from tidal.api.pattern import pattern
 from tidal.api.stream import KeyedStream, Stream, WindowedStream
 from tidal.api.watermarks import bounded_delay
 from tidal.api.windows import session, sliding, tumbling
@@ -32,6 +33,7 @@ __all__ = [
     "agg",
     "bounded_delay",
     "errors",
+    "pattern",
     "session",
     "sinks",
     "sliding",

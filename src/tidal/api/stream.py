@@ -36,6 +36,7 @@ from tidal.plan import Node, caller_location, check_columns, infer_schema
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
+    from tidal.api.pattern import Pattern
     from tidal.connectors.base import Sink
 
 __all__ = ["KeyedStream", "Stream", "WindowedStream"]
@@ -315,6 +316,16 @@ class KeyedStream:
             lambda n: UpdateState(n, keys, time, fn, timeout_ms), schema=None, time=None,
             name=name, stateful=True, where=where,
         )
+
+    def match(self, pattern: Pattern, *, after_match: str = "no_skip",
+              name: str | None = None) -> Stream:
+        """One row per match of ``pattern`` (``td.pattern(...)``) in each key's events, in
+        event time: the keys, ``match_start``, ``match_end`` and a column per step holding
+        its matched event(s). ``after_match="skip_past_last"`` drops the other matches that
+        overlap an emitted one. See docs/patterns.md."""
+        from tidal.api.pattern import match
+
+        return match(self, pattern, after_match=after_match, name=name)
 
 
 class WindowedStream:

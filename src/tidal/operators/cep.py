@@ -1,0 +1,447 @@
+"""The pattern matcher behind ``keyed.match(pattern)`` (complex event processing).
+
+Two stages, so that Python only sees the events that can take part in a match:
+
+1. **Vectorized pre-filter** (every batch): all of the pattern's conditions are evaluated
+   as one Polars ``select`` into a bit mask per event (bit ``i`` = condition ``i`` holds).
+   Events with an empty mask match no step and no negation, so they are dropped at once.
+   Patterns with strict contiguity (``next``, ``consecutive``) must still know that such an
+   event *happened*: for them the key, time and arrival number of the other events are
+   kept (no payload), and each candidate gets its ordinal in its key's event-time order.
+2. **Per-key NFA** (at each watermark): candidates are buffered until the watermark
+   passes them, so out-of-order input is matched in event-time order (ties broken by
+   arrival), then each key's partial matches advance event by event in Python.
+
+A partial match waits for exactly one thing: the next event of one step (``target``),
+strictly (the very next event of the key) or relaxed (the first event matching the
+step; on the way, an event matching one of the ``forbidden`` negations kills it), or, for
+a pattern ending in ``not_followed_by``, the deadline ``start + within`` (an *absence*).
+Taking an event branches: a quantified step may wait for one more event, and once its
+minimum is reached the next step is awaited too (an optional step is also skipped). Every
+start event begins its own match. Semantics are those of Flink CEP's ``next`` /
+``followedBy`` (skip till next match); docs/patterns.md states them precisely.
+
+State, per key: the partial matches (each holds the events it matched), plus buffered
+candidates not yet passed by the watermark; with ``within``, a partial match is dropped
+once the watermark reaches ``start + within``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from tidal._time import MIN_TIME
+from tidal.operators.base import Operator
+from tidal.operators.timeattr import TimeAttr
+
+__all__ = ["AFTER_MATCH", "CompiledPattern", "PatternMatcher", "Step"]
+
+AFTER_MATCH = ("no_skip", "skip_past_last")
+
+_T, _SEQ, _MASK, _ORD, _N, _CAND = "__t", "__seq", "__mask", "__ord", "__n", "__cand"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One positive step of a compiled pattern."""
+
+    name: str
+    cond: int
+    """Index of the step's condition (its bit in the mask)."""
+    strict: bool
+    """``next``: the step's first event must directly follow the previous step's last."""
+    min: int
+    max: int | None
+    optional: bool
+    consecutive: bool
+    """The events of a quantified step must directly follow each other."""
+    quantified: bool
+    forbidden: tuple[int, ...]
+    """Conditions of the negations between the previous step and this one."""
+
+
+@dataclass(frozen=True)
+class CompiledPattern:
+    """Positive steps, the trailing absence (if any), every condition, and ``within``."""
+
+    steps: tuple[Step, ...]
+    absence: tuple[int, ...]
+    conditions: tuple[pl.Expr, ...]
+    within_ms: int | None
+
+    @property
+    def strict(self) -> bool:
+        """Whether matching needs to know about events that match nothing."""
+        return any(s.strict or s.consecutive for s in self.steps)
+
+
+@dataclass(slots=True)
+class _Partial:
+    """A partial match waiting for one thing (see the module docstring)."""
+
+    start_rank: int
+    start_ts: int
+    target: int
+    """Index of the awaited step; ``len(steps)`` waits for the absence deadline."""
+    taken: int
+    """Events of the target step already matched."""
+    last_ord: int
+    strict: bool
+    forbidden: int
+    events: tuple[tuple[int, int, int, tuple[Any, ...]], ...]
+    """(step index, rank, event time, row) of every matched event, in order."""
+
+
+def _mask(bits: tuple[int, ...]) -> int:
+    m = 0
+    for b in bits:
+        m |= 1 << b
+    return m
+
+
+class PatternMatcher(Operator):
+    """``key_by(...).match(pattern)``: one output row per match (module docstring)."""
+
+    stateful = True
+
+    def __init__(self, name: str, keys: list[str], time: TimeAttr, pattern: CompiledPattern,
+                 after_match: str = "no_skip") -> None:
+        super().__init__(name)
+        self.keys = keys
+        self.time = time
+        self.pattern = pattern
+        self.steps = pattern.steps
+        self.within = pattern.within_ms
+        self.skip = after_match == "skip_past_last"
+        self.strict = pattern.strict
+        self.bits = [1 << s.cond for s in self.steps]
+        self.forbidden = [_mask(s.forbidden) for s in self.steps]
+        self.absence = _mask(pattern.absence) if pattern.absence else 0
+        self.mask_expr = pl.sum_horizontal(
+            [c.fill_null(False).cast(pl.Int64) * (1 << i) for i, c in enumerate(pattern.conditions)]
+        ).alias(_MASK)
+        self.columns: list[str] | None = None
+        self.schema: pl.Schema | None = None
+        self.time_dtype: pl.DataType | None = None
+        self.candidates: list[pl.DataFrame] = []
+        self.others: list[pl.DataFrame] = []
+        self.partials: dict[tuple[Any, ...], list[_Partial]] = {}
+        self.next_ord: dict[tuple[Any, ...], int] = {}
+        self.deadlines: list[tuple[int, int, tuple[Any, ...]]] = []
+        self.seq = 0
+        self.rank = 0
+        self.late_rows = 0
+
+    # -- schema -------------------------------------------------------------------------------
+    @staticmethod
+    def output_schema(pattern: CompiledPattern, keys: list[str], schema: pl.Schema,
+                      time: TimeAttr) -> pl.Schema:
+        """Keys, ``match_start``, ``match_end``, then a struct (or list of structs, for a
+        quantified step) per positive step."""
+        out: dict[str, pl.DataType] = {k: schema[k] for k in keys}
+        dt = schema[time.column]
+        tdt = pl.Datetime("ms", dt.time_zone) if isinstance(dt, pl.Datetime) else pl.Int64()
+        out["match_start"] = out["match_end"] = tdt
+        event = pl.Struct(dict(schema))
+        for s in pattern.steps:
+            out[s.name] = pl.List(event) if s.quantified else event
+        return pl.Schema(out)
+
+    # -- batches ------------------------------------------------------------------------------
+    def on_batch(self, batch: pl.DataFrame, port: int) -> None:
+        if self.columns is None:
+            self.columns = batch.columns
+            self.schema = batch.schema
+            self.time_dtype = batch.schema[self.time.column]
+        t = self.time.series(batch).alias(_T)
+        mask = batch.select(self.mask_expr).to_series()
+        seq = pl.int_range(self.seq, self.seq + batch.height, dtype=pl.Int64, eager=True).alias(_SEQ)
+        self.seq += batch.height
+        keep = mask != 0
+        if self.watermark != MIN_TIME and t.min() < self.watermark:  # type: ignore[operator]
+            late = t < self.watermark
+            relevant = late if self.strict else late & keep
+            if relevant.any():
+                n = int(relevant.sum())
+                self.late_rows += n
+                self.ctx.count_late(n)
+                self.emit(batch.filter(relevant), "late")
+            keep = keep & ~late
+            on_time = ~late
+        else:
+            on_time = None
+        cands = batch.with_columns(t, seq, mask).filter(keep)
+        if cands.height:
+            self.candidates.append(cands)
+        if self.strict:
+            rest = ~keep if on_time is None else on_time & ~keep
+            others = batch.select(*self.keys).with_columns(t, seq).filter(rest)
+            if others.height:
+                self.others.append(others)
+
+    # -- time ---------------------------------------------------------------------------------
+    def on_watermark(self, watermark: int) -> None:
+        self.watermark = watermark
+        matches: list[tuple[tuple[Any, ...], _Partial]] = []
+        ready = self._release(watermark)
+        if ready is not None:
+            self._run(ready, matches)
+        if self.within is not None:
+            while self.deadlines and self.deadlines[0][0] <= watermark:
+                _, _, key = heapq.heappop(self.deadlines)
+                if key in self.partials:
+                    partials = self._expire(key, self.partials[key], watermark, matches)
+                    if partials:
+                        self.partials[key] = partials
+                    else:
+                        del self.partials[key]
+                        self.next_ord.pop(key, None)
+        if matches:
+            self.emit(self._output(matches))
+
+    def _release(self, watermark: int) -> pl.DataFrame | None:
+        """Buffered candidates the watermark has passed, sorted by key and event order;
+        with strict contiguity, each with its ordinal among the key's released events."""
+        if not self.candidates and not self.others:
+            return None
+        ready, self.candidates = _split(self.candidates, watermark)
+        if not self.strict:
+            if ready is None:
+                return None
+            return ready.sort([*self.keys, _T, _SEQ])
+        done, self.others = _split(self.others, watermark)
+        parts = []
+        if ready is not None:
+            parts.append(ready.select(*self.keys, _T, _SEQ, pl.lit(True).alias(_CAND)))
+        if done is not None:
+            parts.append(done.with_columns(pl.lit(False).alias(_CAND)))
+        if not parts:
+            return None
+        events = pl.concat(parts, how="vertical_relaxed").sort([*self.keys, _T, _SEQ])
+        over = self.keys or None
+        ordinal = pl.int_range(pl.len(), dtype=pl.Int64)
+        count = pl.len().cast(pl.Int64)
+        events = events.with_columns(
+            (ordinal.over(over) if over else ordinal).alias(_ORD),
+            (count.over(over) if over else count).alias(_N),
+        )
+        if self.partials and not self.keys:
+            if ready is None and () in self.next_ord:
+                self.next_ord[()] += events.height
+        elif self.partials:
+            # keys with partial matches but no candidate now: their events still count
+            quiet = events.group_by(self.keys).agg(pl.col(_CAND).any(), pl.len()).filter(~pl.col(_CAND))
+            for row in quiet.select(*self.keys, "len").iter_rows():
+                key = row[:-1]
+                if key in self.next_ord:
+                    self.next_ord[key] += row[-1]
+        if ready is None:
+            return None
+        ords = events.filter(pl.col(_CAND)).select(_SEQ, _ORD, _N)
+        return ready.join(ords, on=_SEQ).sort([*self.keys, _T, _SEQ])
+
+    def _run(self, ready: pl.DataFrame, matches: list[tuple[tuple[Any, ...], _Partial]]) -> None:
+        """Advance each key's partial matches over its released candidates, in order."""
+        assert self.columns is not None
+        n = ready.height
+        keycols = [ready.get_column(k).to_list() for k in self.keys]
+        keys = list(zip(*keycols, strict=True)) if keycols else [()] * n
+        times = ready.get_column(_T).to_list()
+        masks = ready.get_column(_MASK).to_list()
+        if self.strict:
+            ords = ready.get_column(_ORD).to_list()
+            counts = ready.get_column(_N).to_list()
+        else:
+            ords = counts = [0] * n
+        rows = ready.select(self.columns).rows()
+        rank0 = self.rank
+        self.rank += n
+        i = 0
+        while i < n:
+            key = keys[i]
+            partials = self.partials.get(key, [])
+            base = self.next_ord.get(key, 0) if partials else 0
+            j = i
+            while j < n and keys[j] == key:
+                t = times[j]
+                if self.within is not None and partials:
+                    partials = self._expire(key, partials, t, matches)
+                partials = self._advance(key, partials, rank0 + j, base + ords[j], t, masks[j],
+                                         rows[j], matches)
+                j += 1
+            if partials:
+                self.partials[key] = partials
+                self.next_ord[key] = base + counts[i]
+            else:
+                self.partials.pop(key, None)
+                self.next_ord.pop(key, None)
+            i = j
+
+    def _advance(self, key: tuple[Any, ...], partials: list[_Partial], rank: int, ordinal: int,
+                 t: int, mask: int, row: tuple[Any, ...],
+                 matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
+        """One event through a key's partial matches; completed matches go to ``matches``."""
+        new: list[_Partial] = []
+        done: list[_Partial] = []
+        last = len(self.steps)
+        for p in partials:
+            if p.target == last:  # waiting for the absence deadline
+                if not mask & p.forbidden:
+                    new.append(p)
+                continue
+            if p.strict:
+                if ordinal == p.last_ord + 1 and mask & self.bits[p.target]:
+                    self._take(p.start_rank, p.start_ts, p.target, p.taken, p.events, rank,
+                               ordinal, t, row, new, done)
+                continue  # the very next event did not match: this branch ends
+            if mask & self.bits[p.target]:
+                self._take(p.start_rank, p.start_ts, p.target, p.taken, p.events, rank, ordinal,
+                           t, row, new, done)
+            elif not mask & p.forbidden:
+                new.append(p)
+        if mask & self.bits[0]:
+            if self.within is not None:
+                heapq.heappush(self.deadlines, (t + self.within, rank, key))
+            self._take(rank, t, 0, 0, (), rank, ordinal, t, row, new, done)
+        if done:
+            done.sort(key=_order)
+            new = self._emit_matches(key, done, new, matches)
+        return new
+
+    def _take(self, start_rank: int, start_ts: int, step: int, taken: int,
+              events: tuple[tuple[int, int, int, tuple[Any, ...]], ...], rank: int,
+              ordinal: int, t: int, row: tuple[Any, ...], new: list[_Partial],
+              done: list[_Partial]) -> None:
+        """Step ``step`` takes the event; branch into what may follow it."""
+        events = (*events, (step, rank, t, row))
+        taken += 1
+        s = self.steps[step]
+        if s.max is None or taken < s.max:
+            new.append(_Partial(start_rank, start_ts, step, taken, ordinal, s.consecutive, 0,
+                                events))
+        if taken >= s.min:
+            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done)
+
+    def _proceed(self, start_rank: int, start_ts: int, step: int,
+                 events: tuple[tuple[int, int, int, tuple[Any, ...]], ...], ordinal: int,
+                 new: list[_Partial], done: list[_Partial]) -> None:
+        """Wait for step ``step`` (and past it, if optional), or complete the match."""
+        if step == len(self.steps):
+            p = _Partial(start_rank, start_ts, step, 0, ordinal, False, self.absence, events)
+            (new if self.absence else done).append(p)
+            return
+        s = self.steps[step]
+        new.append(_Partial(start_rank, start_ts, step, 0, ordinal, s.strict,
+                            self.forbidden[step], events))
+        if s.optional:
+            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done)
+
+    def _emit_matches(self, key: tuple[Any, ...], done: list[_Partial], partials: list[_Partial],
+                      matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
+        """Emit completed matches in order; ``skip_past_last`` prunes as it goes (every
+        partial or completed match that started at or before the emitted one's last event)."""
+        if not self.skip:
+            matches.extend((key, m) for m in done)
+            return partials
+        cut = None
+        for m in done:
+            if cut is not None and m.start_rank <= cut:
+                continue
+            matches.append((key, m))
+            cut = m.events[-1][1] if cut is None else max(cut, m.events[-1][1])
+        if cut is None:
+            return partials
+        return [p for p in partials if p.start_rank > cut]
+
+    def _expire(self, key: tuple[Any, ...], partials: list[_Partial], now: int,
+                matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
+        """Drop partial matches whose ``within`` ended by ``now``; absences among them fire."""
+        assert self.within is not None
+        within, last = self.within, len(self.steps)
+        expired = [p for p in partials if p.start_ts + within <= now]
+        if not expired:
+            return partials
+        kept = [p for p in partials if p.start_ts + within > now]
+        fired = [p for p in expired if p.target == last and self.absence]
+        if fired:
+            fired.sort(key=lambda p: (p.start_ts, *_order(p)))
+            kept = self._emit_matches(key, fired, kept, matches)
+        return kept
+
+    # -- output -------------------------------------------------------------------------------
+    def _output(self, matches: list[tuple[tuple[Any, ...], _Partial]]) -> pl.DataFrame:
+        assert self.columns is not None and self.schema is not None
+        cols = self.columns
+        data: dict[str, list[Any]] = {k: [] for k in self.keys}
+        data["match_start"], data["match_end"] = [], []
+        for s in self.steps:
+            data[s.name] = []
+        for key, m in matches:
+            for k, v in zip(self.keys, key, strict=True):
+                data[k].append(v)
+            data["match_start"].append(m.start_ts)
+            data["match_end"].append(m.events[-1][2])
+            per_step: list[list[dict[str, Any]]] = [[] for _ in self.steps]
+            for step, _, _, row in m.events:
+                per_step[step].append(dict(zip(cols, row, strict=True)))
+            for s, got in zip(self.steps, per_step, strict=True):
+                data[s.name].append(got if s.quantified else (got[0] if got else None))
+        schema = self.output_schema(self.pattern, self.keys, self.schema, self.time)
+        times = {"match_start": pl.Int64(), "match_end": pl.Int64()}
+        out = pl.DataFrame(data, schema={**dict(schema), **times})
+        if isinstance(self.time_dtype, pl.Datetime):
+            tz = self.time_dtype.time_zone
+            out = out.with_columns(
+                pl.from_epoch(pl.col(c), "ms").dt.replace_time_zone(tz) for c in times
+            )
+        return out
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        return {
+            "candidates": pl.concat(self.candidates) if self.candidates else None,
+            "others": pl.concat(self.others) if self.others else None,
+            "partials": {k: list(v) for k, v in self.partials.items()},
+            "next_ord": dict(self.next_ord),
+            "deadlines": list(self.deadlines),
+            "seq": self.seq, "rank": self.rank, "watermark": self.watermark,
+            "columns": self.columns, "schema": self.schema, "time_dtype": self.time_dtype,
+        }
+
+    def restore(self, state: Any) -> None:
+        self.candidates = [state["candidates"]] if state["candidates"] is not None else []
+        self.others = [state["others"]] if state["others"] is not None else []
+        self.partials = {k: list(v) for k, v in state["partials"].items()}
+        self.next_ord = dict(state["next_ord"])
+        self.deadlines = list(state["deadlines"])
+        self.seq, self.rank = state["seq"], state["rank"]
+        self.watermark = state["watermark"]
+        self.columns, self.schema = state["columns"], state["schema"]
+        self.time_dtype = state["time_dtype"]
+
+    def close(self) -> None:
+        self.candidates, self.others, self.partials = [], [], {}
+
+
+def _order(p: _Partial) -> tuple[Any, ...]:
+    """Emission order of matches completed together: earliest start, then the longest, then
+    by the events' order."""
+    return (p.start_rank, -len(p.events), tuple(e[1] for e in p.events))
+
+
+def _split(frames: list[pl.DataFrame], watermark: int) -> tuple[pl.DataFrame | None,
+                                                                 list[pl.DataFrame]]:
+    """(rows with event time before ``watermark``, the rest) of buffered ``frames``."""
+    if not frames:
+        return None, []
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    if frame.get_column(_T).max() < watermark:  # type: ignore[operator]
+        return frame, []
+    before = pl.col(_T) < watermark
+    ready = frame.filter(before)
+    rest = frame.filter(~before)
+    return (ready if ready.height else None), ([rest] if rest.height else [])
