@@ -13,7 +13,7 @@ Columnar micro-batches (Arrow/Polars), event time with watermarks, keyed windows
 [{'k': 'a', 'window_start': 0, 'window_end': 10000, 'n': 2}]
 """
 
-from tidal import agg, errors, sinks, sources
+from tidal import agg, errors, sinks, sources, table
 from tidal.api.flow import Flow
 from tidal.api.pattern import pattern
 from tidal.api.stream import KeyedStream, Stream, WindowedStream
@@ -38,5 +38,6 @@ __all__ = [
     "sinks",
     "sliding",
     "sources",
+    "table",
     "tumbling",
 ]

@@ -172,6 +172,44 @@ class Stream:
         return self._then("union", "union", lambda n: Passthrough(n), schema=self.schema,
                           name=name, where=where, inputs=inputs)
 
+    # -- joins and analytics (built in tidal.api.joins) ------------------------------------
+    def join(self, other: Stream, on: str | Iterable[str], *,
+             within: tuple[Duration, Duration] | None = None, window: WindowSpec | None = None,
+             ttl: Duration | None = None, how: Literal["inner", "left"] = "inner",
+             name: str | None = None) -> Stream:
+        """Join with ``other`` on equal ``on`` columns; give exactly one of:
+
+        - ``within=("-5m", "+0s")``: interval join, ``other`` rows with ``other.t`` in
+          ``[t - 5m, t + 0s]`` (state bounded by the watermark);
+        - ``window=td.tumbling("1m")`` (or sliding): pairs in the same window, emitted when
+          it fires, with ``window_start``/``window_end``;
+        - ``ttl="1h"``: regular join, each row kept for ``ttl`` after its event time.
+
+        ``how="left"`` also emits this stream's rows that found no partner (nulls on the
+        right) once they can no longer match. Columns: this stream's, then ``other``'s
+        (clashing names get ``_right``). See docs/joins.md.
+        """
+        from tidal.api.joins import join
+
+        return join(self, other, on, within=within, window=window, ttl=ttl, how=how, name=name)
+
+    def lookup(self, table: Any, on: str | Iterable[str], *,
+               how: Literal["left", "inner"] = "left", name: str | None = None) -> Stream:
+        """Enrich each row with the matching row of ``table``: a reference table
+        (``td.table.from_frame/from_file/from_sqlite``), or a changelog stream whose latest
+        row per key *as of this row's event time* is used (a temporal join). See docs/joins.md.
+        """
+        from tidal.api.joins import lookup
+
+        return lookup(self, table, on, how=how, name=name)
+
+    def dedupe(self, key: str | Iterable[str], within: Duration, name: str | None = None) -> Stream:
+        """Drop rows whose ``key`` already let a row through less than ``within`` before, in
+        event time. See docs/analytics.md."""
+        from tidal.api.joins import dedupe
+
+        return dedupe(self, key, within, name=name)
+
     # -- keyed -------------------------------------------------------------------------------
     def key_by(self, *columns: str | Iterable[str]) -> KeyedStream:
         """Partition the stream by key columns, for windows and keyed state.
@@ -327,6 +365,16 @@ class KeyedStream:
 
         return match(self, pattern, after_match=after_match, name=name)
 
+    def process(self, fn: Any, on_timer: Callable[..., Any] | None = None,
+                name: str | None = None) -> Stream:
+        """Your Python per key and batch, with state and timers: ``fn(key, rows, ctx)``
+        (or an object with ``process`` and ``on_timer`` methods); ``ctx`` is a
+        :class:`tidal.operators.process.ProcessContext`. Timers call
+        ``on_timer(key, timestamp, ctx)``. See docs/analytics.md."""
+        from tidal.api.joins import process
+
+        return process(self, fn, on_timer=on_timer, name=name)
+
 
 class WindowedStream:
     """A keyed stream cut into windows; finish it with :meth:`agg` or :meth:`reduce`."""
@@ -376,6 +424,14 @@ class WindowedStream:
             schema=None, time=TimeAttr("window_end", -1), name=self.name, stateful=True,
             where=self.where,
         )
+
+    def top_k(self, k: int, by: str | Iterable[str], descending: bool = True) -> Stream:
+        """The ``k`` rows with the largest ``by`` (smallest with ``descending=False``) per key
+        and window, emitted when the window fires: the keys, ``window_start``,
+        ``window_end``, ``rank``, then the rows' other columns. See docs/analytics.md."""
+        from tidal.api.joins import top_k
+
+        return top_k(self, k, by, descending)
 
 
 # -- validation helpers ---------------------------------------------------------------------
