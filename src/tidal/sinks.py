@@ -16,11 +16,34 @@ from tidal.connectors.base import Sink, SinkContext
 from tidal.connectors.console import Console
 from tidal.connectors.files import CsvSink, JsonLinesSink, ParquetSink
 from tidal.connectors.kafka import KafkaSink
+from tidal.connectors.lake import DeltaSink, ParquetDataset
 from tidal.connectors.log import LogSink
 from tidal.connectors.memory import Callback, Collect
+from tidal.connectors.mqtt import MqttSink
+from tidal.connectors.postgres import PostgresSink
+from tidal.connectors.redis import RedisSink
 from tidal.connectors.sqlite import sqlite
 
-__all__ = ["Blackhole", "Sink", "SinkContext", "blackhole", "callback", "console", "csv", "jsonl", "kafka", "log", "memory", "parquet", "sqlite"]
+__all__ = [
+    "Blackhole",
+    "Sink",
+    "SinkContext",
+    "blackhole",
+    "callback",
+    "console",
+    "csv",
+    "delta",
+    "jsonl",
+    "kafka",
+    "log",
+    "memory",
+    "mqtt",
+    "parquet",
+    "parquet_dataset",
+    "postgres",
+    "redis",
+    "sqlite",
+]
 
 
 def console(prefix: str = "") -> Console:
@@ -91,3 +114,44 @@ def kafka(topic: str, bootstrap_servers: str = "localhost:9092", key: str | None
     ``partitions`` partitions."""
     return KafkaSink(topic, bootstrap_servers, key, format, schema, properties, delivery,
                      partitions)
+
+
+def mqtt(topic: str, host: str = "localhost", port: int = 1883, qos: int = 1,
+         format: Literal["json", "text", "bytes"] = "json", client_id: str | None = None,
+         retain: bool = False, connect_timeout: float = 10.0,
+         publish_timeout: float = 30.0) -> MqttSink:
+    """Publish each row as an MQTT message to ``topic``, a fixed topic or a template over the
+    columns (``"alerts/{device}"``); at-least-once. See docs/connectors/mqtt.md."""
+    return MqttSink(topic, host, port, qos, format, client_id, retain, connect_timeout,
+                    publish_timeout)
+
+
+def postgres(dsn: str, table: str, key: str | list[str] | None = None,
+             connect_timeout: float = 10.0) -> PostgresSink:
+    """Append rows to a PostgreSQL table, or upsert them by ``key``; exactly-once when the flow
+    checkpoints. See docs/connectors/postgres.md."""
+    return PostgresSink(dsn, table, key, connect_timeout)
+
+
+def redis(url: str, key: str, mode: Literal["hash", "string", "stream"] = "hash",
+          ttl: str | int | float | None = None, maxlen: int | None = None,
+          connect_timeout: float = 10.0) -> RedisSink:
+    """Write the latest value per key (``mode="hash"`` or ``"string"``) or append to streams
+    (``"stream"``); ``key`` is a column or a template like ``"card:{card}"``; at-least-once.
+    See docs/connectors/redis.md."""
+    return RedisSink(url, key, mode, ttl, maxlen, connect_timeout)
+
+
+def parquet_dataset(path: str | os.PathLike[str], partition_by: str | list[str] | None = None,
+                    compression: str = "zstd") -> ParquetDataset:
+    """Write a Hive-partitioned Parquet dataset (``path/date=.../hour=.../part-*.parquet``);
+    exactly-once file commits when the flow checkpoints. See docs/connectors/lake.md."""
+    return ParquetDataset(path, partition_by, compression)
+
+
+def delta(path: str | os.PathLike[str], partition_by: str | list[str] | None = None,
+          mode: Literal["append", "overwrite"] = "append",
+          storage_options: dict[str, str] | None = None) -> DeltaSink:
+    """Append rows to a Delta Lake table; exactly-once when the flow checkpoints (each commit
+    carries the checkpoint id as an application transaction). See docs/connectors/lake.md."""
+    return DeltaSink(path, partition_by, mode, storage_options)

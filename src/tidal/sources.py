@@ -17,6 +17,8 @@ from tidal.connectors.generator import generator
 from tidal.connectors.kafka import KafkaSource
 from tidal.connectors.log import LogSource
 from tidal.connectors.memory import Memory
+from tidal.connectors.mqtt import MqttSource
+from tidal.connectors.postgres import PostgresSource
 from tidal.connectors.socket import socket_text
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "kafka",
     "log",
     "memory",
+    "mqtt",
     "parquet",
+    "postgres",
     "socket_text",
 ]
 
@@ -63,3 +67,24 @@ def kafka(topics: str | list[str], bootstrap_servers: str = "localhost:9092",
     optional)."""
     return KafkaSource(topics, bootstrap_servers, group, partitions, start, format, schema,
                        schema_registry, bounded, metadata, properties)
+
+
+def mqtt(topics: str | list[str], host: str = "localhost", port: int = 1883, qos: int = 1,
+         client_id: str | None = None, clean_session: bool = False,
+         topic_columns: str | None = None, format: Literal["json", "text", "bytes"] = "json",
+         metadata: bool = False, connect_timeout: float = 10.0) -> MqttSource:
+    """Subscribe to MQTT topic filters; ``topic_columns="sensors/{site}/{device}"`` turns topic
+    levels into columns. At-least-once with ``qos>=1`` and the persistent session kept under
+    ``client_id`` (default ``tidal-<flow>-<source>``). See docs/connectors/mqtt.md."""
+    return MqttSource(topics, host, port, qos, client_id, clean_session, topic_columns, format,
+                      metadata, connect_timeout)
+
+
+def postgres(dsn: str, table: str | None = None, *, query: str | None = None,
+             incrementing_column: str = "id", poll_interval: str | int | float = "1s",
+             bounded: bool = False, connect_timeout: float = 10.0) -> PostgresSource:
+    """Read a PostgreSQL table (or ``query=``): its rows now, then new rows as they appear, by
+    ``incrementing_column``; ``bounded=True`` reads the rows present at start and finishes.
+    See docs/connectors/postgres.md."""
+    return PostgresSource(dsn, table, query, incrementing_column, poll_interval, bounded,
+                          connect_timeout)
