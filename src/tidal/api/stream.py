@@ -261,6 +261,18 @@ class Stream:
 
         self.sink(Console(prefix))
 
+    def to_view(self, name: str, key: str | list[str], windows: int | None = None) -> Stream:
+        """Keep the latest row per ``key`` as the materialized view ``name``, served by
+        ``tidal.serve`` (pull, SQL, push) and kept in checkpoints under the step ``name``.
+
+        With ``windows=N`` (on a windowed result), rows are per key and ``window_start``
+        and only the last N windows are kept. A view ends the flow like a sink; the stream
+        returned carries the rows each batch upserted. See docs/serving.md.
+        """
+        from tidal.operators.view import plan_view
+
+        return plan_view(self, name, key, windows)
+
     def __repr__(self) -> str:
         return f"Stream({self.name!r})"
 
