@@ -125,6 +125,7 @@ class Executor:
         self.last_checkpoint_ms = 0
         self.checkpoint_count = 0
         self.savepoint_requested: threading.Event = threading.Event()
+        self._origin: tuple[str, str, Any] | None = None
         self.last_savepoint: Path | None = None
 
     # -- set-up ------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class Executor:
                 op = node.make()
                 op.open(OperatorContext(
                     name=node.name, emit=lambda b, port, n=node: self._deliver(n, port, b),
-                    dead_letter=lambda recs, reason, n=node: self.dead.add(recs, reason, step=n.name),
+                    dead_letter=lambda recs, reason, n=node: self._operator_dead_letter(n, recs, reason),
                     now=self.clock.now, count_late=self._count_late,
                 ))
                 self.ops[node] = op
@@ -287,6 +288,13 @@ class Executor:
             self.dead.add(rows, reason, step=node.name, **where)
         return reject
 
+    def _operator_dead_letter(self, node: Node, records: Any, reason: str) -> None:
+        """Keep records an operator rejected, with the source partition and position of
+        the batch being processed (when the records came from a source's batch)."""
+        origin = self._origin or (None, None, None)
+        self.dead.add(records, reason, step=node.name, source=origin[0], partition=origin[1],
+                      position=origin[2])
+
     def _count_late(self, n: int) -> None:
         self.metrics.late += n
 
@@ -330,7 +338,9 @@ class Executor:
                     self.metrics.events_in += batch.height
                     self.metrics.steps[node.name].rows_in += batch.height
                     self.metrics.batches += 1
+                    self._origin = (node.name, reader.partition, reader.reader.position())
                     self._deliver(node, "out", batch)
+                    self._origin = None
                 if reader.done:
                     reader.reader.close()
                     reader.closed = True
