@@ -5,14 +5,14 @@ are queryable by DuckDB, Polars and Spark.
 columns live in the directory names, not in the files). With checkpoints each checkpoint's
 files are published exactly once, in numbered steps:
 
-1. write every file of the checkpoint under a hidden temporary name (``.part-...tmp``, which
-   readers ignore), fsynced;
-2. write the checkpoint's commit record ``_tidal_commits/<checkpoint>.json`` (temporary
-   name, fsync, atomic rename): from here on the checkpoint *is* committed;
-3. rename each temporary file to its final name.
+1. write every file of the checkpoint into a staging directory beside the dataset
+   (``.<name>.tidal/staging/``, which readers of the dataset never see), fsynced;
+2. write the checkpoint's commit record ``.<name>.tidal/commits/<checkpoint>.json``
+   (temporary name, fsync, atomic rename): from here on the checkpoint *is* committed;
+3. rename each staged file into the dataset (same file system: atomic).
 
-A crash before 2 leaves only hidden files, removed at the next start (and the checkpoint is
-applied again on recovery); a crash during 3 is finished at the next start by replaying the
+A crash before 2 leaves only staged files, removed at the next start (and recovery applies
+the checkpoint again); a crash during 3 is finished at the next start by replaying the
 commit record. Final names carry the checkpoint id, so no step ever writes a file twice.
 
 ``delta`` appends through ``deltalake.write_deltalake``; each checkpoint's commit carries an
@@ -27,6 +27,7 @@ the end), so that a fast stream does not become thousands of tiny files or table
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +42,6 @@ from tidal.errors import ConfigError, SinkError
 
 __all__ = ["DeltaSink", "ParquetDataset"]
 
-_COMMITS = "_tidal_commits"
 _KEEP_COMMITS = 20
 _FLUSH_S = 1.0
 _FLUSH_ROWS = 500_000
@@ -105,7 +105,12 @@ class _Buffered(TransactionalSink):
 
 
 class ParquetDataset(_Buffered):
-    """A Hive-partitioned Parquet dataset; see the module docstring for the commit protocol."""
+    """A Hive-partitioned Parquet dataset; see the module docstring for the commit protocol.
+
+    The dataset directory holds only the published Parquet files (so ``pl.scan_parquet(path)``
+    works on it); files being written and the commit records live beside it, in
+    ``.<name>.tidal/``.
+    """
 
     name = "parquet_dataset"
 
@@ -114,33 +119,32 @@ class ParquetDataset(_Buffered):
         super().__init__(partition_by)
         self.path = Path(path)
         self.compression = compression
-
-    @property
-    def commits(self) -> Path:
-        return self.path / _COMMITS
+        meta = self.path.parent / f".{self.path.name}.tidal"
+        self.commits = meta / "commits"
+        self.staging = meta / "staging"
 
     def open(self, ctx: SinkContext) -> None:
         super().open(ctx)
         try:
+            self.path.mkdir(parents=True, exist_ok=True)
             self.commits.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkError(f"sink {ctx.sink!r} cannot create the dataset directory "
                             f"{str(self.path)!r}: {exc}") from exc
-        if self.exactly_once:
-            self._recover()
+        self._recover()
 
     def _recover(self) -> None:
-        """Finish the renames of committed checkpoints; drop what uncommitted ones left."""
-        published: set[Path] = set()
+        """Finish publishing committed checkpoints; drop what uncommitted attempts left."""
         for record in sorted(self.commits.glob("*.json")):
-            for tmp, final in orjson.loads(record.read_bytes())["files"]:
-                src, dst = self.path / tmp, self.path / final
-                if src.exists():
-                    os.replace(src, dst)
-                published.add(src)
-        for tmp in self.path.rglob(".part-*.tmp"):
-            if tmp not in published:
-                tmp.unlink(missing_ok=True)
+            for rel in orjson.loads(record.read_bytes())["files"]:
+                self._publish(rel)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _publish(self, rel: str) -> None:
+        staged = self.staging / rel
+        if staged.exists():  # not yet renamed (a rename done before a crash is not redone)
+            (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, self.path / rel)
 
     def _files(self, rows: pl.DataFrame, stem: str) -> list[tuple[str, pl.DataFrame]]:
         """(relative directory/name, rows) for each partition of ``rows``."""
@@ -154,19 +158,18 @@ class ParquetDataset(_Buffered):
             out.append((f"{subdir}/{stem}.parquet", part))
         return out
 
-    def _write_hidden(self, rel: str, rows: pl.DataFrame) -> str:
-        final = self.path / rel
-        tmp = final.with_name(f".{final.name}.tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        rows.write_parquet(tmp, compression=self.compression)  # type: ignore[arg-type]
-        with open(tmp, "rb") as f:
+    def _stage(self, rel: str, rows: pl.DataFrame) -> str:
+        staged = self.staging / rel
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        rows.write_parquet(staged, compression=self.compression)  # type: ignore[arg-type]
+        with open(staged, "rb") as f:
             os.fsync(f.fileno())
-        return str(tmp.relative_to(self.path))
+        return rel
 
     def write_now(self, rows: pl.DataFrame) -> None:
         stem = f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}"
         for rel, part in self._files(rows, stem):
-            os.replace(self.path / self._write_hidden(rel, part), self.path / rel)
+            self._publish(self._stage(rel, part))
 
     def committed_checkpoint(self) -> int | None:
         ids = [int(p.stem) for p in self.commits.glob("*.json")]
@@ -177,10 +180,10 @@ class ParquetDataset(_Buffered):
             return
         if rows.height:
             self.check(rows)
-        # 1. every file under a hidden temporary name
-        files = [(self._write_hidden(rel, part), rel)
-                 for rel, part in self._files(rows, f"part-{checkpoint_id:010d}")] if rows.height else []
-        for d in {(self.path / rel).parent for _, rel in files}:
+        # 1. every file staged outside the dataset, fsynced
+        files = ([self._stage(rel, part) for rel, part in self._files(rows, f"part-{checkpoint_id:010d}")]
+                 if rows.height else [])
+        for d in {(self.staging / rel).parent for rel in files}:
             _fsync_dir(d)
         # 2. the commit record, atomically: the checkpoint is now committed
         record = self.commits / f"{checkpoint_id:010d}.json"
@@ -191,9 +194,9 @@ class ParquetDataset(_Buffered):
             os.fsync(f.fileno())
         os.replace(tmp, record)
         _fsync_dir(self.commits)
-        # 3. publish the files
-        for hidden, final in files:
-            os.replace(self.path / hidden, self.path / final)
+        # 3. publish the files into the dataset
+        for rel in files:
+            self._publish(rel)
         for old in sorted(self.commits.glob("*.json"))[:-_KEEP_COMMITS]:
             old.unlink(missing_ok=True)
 

@@ -3,7 +3,8 @@ string) with an optional TTL, or entries appended to a stream.
 
 Each batch is sent in one pipeline (one round trip). Keys come from a column
 (``key="card"``) or a template over the columns (``key="card:{card}"``), built for the
-whole batch at once.
+whole batch at once; for ``mode="stream"`` a key without ``{...}`` is the stream's name
+(``key="events"``).
 
 Delivery is **at-least-once**: after a crash and recovery the rows since the last
 checkpoint are written again. For ``hash`` and ``string`` that is harmless, since writing
@@ -80,8 +81,14 @@ class RedisSink(Sink):
         self.maxlen = maxlen
         self.connect_timeout = connect_timeout
         template = template_expr(key)
-        self.key_expr = template if template is not None else pl.col(key).cast(pl.String)
-        self.key_columns = [key] if template is None else []
+        self.key_columns: list[str] = []
+        if template is not None:
+            self.key_expr = template
+        elif mode == "stream":  # a stream is usually one fixed name: "events"
+            self.key_expr = pl.lit(key, pl.String)
+        else:
+            self.key_expr = pl.col(key).cast(pl.String)
+            self.key_columns = [key]
         self.client: Any = None
 
     def open(self, ctx: SinkContext) -> None:
@@ -98,7 +105,7 @@ class RedisSink(Sink):
         if batch.height == 0:
             return
         try:
-            keys = batch.select(self.key_expr.alias("k"))["k"]
+            keys = batch.with_columns(self.key_expr.alias("__key"))["__key"]
         except pl.exceptions.ColumnNotFoundError as exc:
             raise SinkError(f"redis sink: key {self.key!r} names a column the rows do not have "
                             f"({batch.columns})") from exc
