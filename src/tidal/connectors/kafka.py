@@ -53,6 +53,14 @@ BUFFER_LIMIT = 200_000
 """Messages buffered per partition before it is paused."""
 
 
+def _transient() -> tuple[int, ...]:
+    ck = _ck()
+    return (ck.KafkaError._TRANSPORT, ck.KafkaError._TIMED_OUT, ck.KafkaError._ALL_BROKERS_DOWN,
+            ck.KafkaError.REQUEST_TIMED_OUT, ck.KafkaError.COORDINATOR_NOT_AVAILABLE,
+            ck.KafkaError.NOT_COORDINATOR, ck.KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            ck.KafkaError.NETWORK_EXCEPTION)
+
+
 def _ck() -> Any:
     try:
         import confluent_kafka
@@ -69,7 +77,7 @@ def _say(message: str) -> None:
 
 def _config(bootstrap_servers: str, properties: dict[str, Any] | None) -> dict[str, Any]:
     """librdkafka settings; ``properties.sasl.mechanism`` and ``sasl.mechanism`` both work."""
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "log_level": 2}
     for k, v in (properties or {}).items():
         conf[k.removeprefix("properties.")] = v
     return conf
@@ -549,6 +557,7 @@ class KafkaSink(TransactionalSink):
         self.group_consumer: Any = None
         self.failures: list[str] = []
         self.committed: int | None = None
+        self.outage = False
 
     # 1. open: reach the broker, make the topics, choose the guarantee
     def open(self, ctx: SinkContext) -> None:
@@ -645,8 +654,10 @@ class KafkaSink(TransactionalSink):
     def _on_error(self, where: str, err: Any) -> None:
         if err.fatal():
             self.failures.append(err.str())
-        else:
-            _say(f"{where}: {err.str()} (waiting for the broker at {self.bootstrap_servers!r})")
+        elif not self.outage:
+            self.outage = True
+            _say(f"{where}: {err.str()}; waiting for the broker at {self.bootstrap_servers!r} "
+                 "(rows are kept and sent when it is back)")
 
     def _produce(self, batch: pl.DataFrame) -> None:
         ck = _ck()
@@ -665,6 +676,9 @@ class KafkaSink(TransactionalSink):
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is not None:
             self.failures.append(err.str())
+        elif self.outage:
+            self.outage = False
+            _say(f"sink {self.name!r}: broker back, writing again")
 
     def _check(self) -> None:
         if self.failures:
@@ -687,7 +701,11 @@ class KafkaSink(TransactionalSink):
         if self.committed is None and self.group_consumer is not None:
             ck = _ck()
             tp = ck.TopicPartition(self.commit_topic, 0)
-            got = self.group_consumer.committed([tp], timeout=TIMEOUT_S)[0].offset
+            try:
+                got = self.group_consumer.committed([tp], timeout=TIMEOUT_S)[0].offset
+            except ck.KafkaException as exc:
+                raise SinkError(f"sink {self.name!r}: cannot read its last committed checkpoint "
+                                f"from {self.bootstrap_servers!r}: {exc}") from None
             self.committed = got if got >= 0 else 0
         return self.committed
 
@@ -707,27 +725,40 @@ class KafkaSink(TransactionalSink):
         if (self.committed_checkpoint() or 0) >= checkpoint_id:
             return
         marker = [ck.TopicPartition(self.commit_topic, 0, checkpoint_id)]
-        try:
-            if self.transactional:
-                # 2.
-                self.producer.begin_transaction()
-                self._produce(rows)
-                # 3.
-                self.producer.send_offsets_to_transaction(
-                    marker, self.group_consumer.consumer_group_metadata(), TIMEOUT_S)
-                # 4.
-                self.producer.commit_transaction()
-            else:
-                # 2.
-                self._produce(rows)
-                while self.producer.flush(1.0):
+        waited = 0.0
+        while True:
+            try:
+                if self.transactional:
+                    # 2.
+                    self.producer.begin_transaction()
+                    self._produce(rows)
+                    # 3.
+                    self.producer.send_offsets_to_transaction(
+                        marker, self.group_consumer.consumer_group_metadata(), TIMEOUT_S)
+                    # 4.
+                    self.producer.commit_transaction()
+                else:
+                    # 2.
+                    self._produce(rows)
+                    while self.producer.flush(1.0):
+                        self._check()
                     self._check()
-                self._check()
-                # 3.
-                self.group_consumer.commit(offsets=marker, asynchronous=False)
-        except ck.KafkaException as exc:
-            raise SinkError(f"sink {self.name!r}: checkpoint {checkpoint_id} could not be "
-                            f"committed to {self.topic!r}: {exc}; the next run retries it") from None
+                    # 3.
+                    self.group_consumer.commit(offsets=marker, asynchronous=False)
+                break
+            except ck.KafkaException as exc:
+                err = exc.args[0]
+                if self.transactional and err.txn_requires_abort():
+                    self.producer.abort_transaction()
+                elif not (err.retriable() or err.code() in _transient()):
+                    raise SinkError(f"sink {self.name!r}: checkpoint {checkpoint_id} could not be "
+                                    f"committed to {self.topic!r}: {err.str()}; the next run "
+                                    "retries it") from None
+                if waited == 0.0 or int(waited) % 10 == 0:
+                    _say(f"sink {self.name!r}: {err.str()}; retrying checkpoint {checkpoint_id} "
+                         f"until the broker at {self.bootstrap_servers!r} answers")
+                time.sleep(0.5)
+                waited += 0.5
         self._check()
         self.committed = checkpoint_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,23 +30,26 @@ def free_port() -> int:
 class Tansu:
     """A tansu broker process on a loopback port (start/stop keep the port)."""
 
-    def __init__(self, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log: Path | None = None,
+                 advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url",
-             url, "--storage-engine", "memory://tansu/", "--cluster-id", "tidal-test"],
+             advertised, "--storage-engine", "memory://tansu/", "--cluster-id", "tidal-test"],
             stdout=out, stderr=out)
-        wait_for_broker(self.bootstrap, self.proc)
+        wait_for_broker(f"127.0.0.1:{self.port}", self.proc)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -119,3 +123,65 @@ def consume_all(bootstrap: str, topic: str, committed_only: bool = True,
                 last = time.monotonic()
     consumer.close()
     return out
+
+
+class Proxy:
+    """A TCP proxy in front of the broker: ``down()`` drops every connection and refuses new
+    ones (the broker is gone, as far as clients can tell), ``up()`` brings it back."""
+
+    def __init__(self, listen_port: int, target_port: int) -> None:
+        self.listen_port, self.target_port = listen_port, target_port
+        self.server: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def up(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.listen_port))
+        server.listen(64)
+        self.server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        with self.lock:
+            if self.server is not None:
+                self.server.close()
+                self.server = None
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
