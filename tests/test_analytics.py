@@ -120,7 +120,7 @@ def test_approx_count_distinct_is_within_the_sketch_error() -> None:
         assert abs(d - exact) <= 3 * rse * exact, (d, exact)
     small = run(lambda s: s.key_by("g").agg(d=td.agg.approx_count_distinct("user", lg_k=10)),
                 frame=EVENTS.head(40).with_columns(g=0), batch=7)
-    assert small["d"][-1] == EVENTS.head(40)["user"].n_unique()  # small counts are exact
+    assert abs(small["d"][-1] - EVENTS.head(40)["user"].n_unique()) <= 1  # linear counting
 
 
 def test_approx_quantile_is_within_the_kll_rank_error() -> None:
