@@ -166,10 +166,16 @@ class Flow:
         dead_letter_path: str | Path | None | bool = None, stop: threading.Event | None = None,
         checkpoint_dir: str | Path | None = None, checkpoint_interval: Duration | None = None,
         restore_from: str | Path | None = None, dead_letters_to_log: bool = True,
-        log_dir: str | Path | None = None,
+        log_dir: str | Path | None = None, serve: bool | None = None, host: str | None = None,
+        port: int | None = None, token: str | None = None,
     ) -> Metrics:
         """Run the flow until its input ends (bounded sources), ``duration`` passes, ``stop``
         is set, or Ctrl-C. Returns the run's counters.
+
+        With ``serve=True``, the HTTP server runs alongside on ``host:port`` (default
+        127.0.0.1:8080; another address needs ``token``, default ``$TIDAL_TOKEN``) and
+        serves the flow's views, ``/query``, ``/metrics`` and ingestion; it stops when the
+        run ends (see docs/serving.md).
 
         A live status line (events/s, watermark lag, late and dead-letter counts) shows on a
         terminal unless ``quiet``.
@@ -183,6 +189,20 @@ class Flow:
         transactional sinks exactly-once results; ``restore_from`` starts from a savepoint.
         Sending the process SIGUSR1 (``tidal savepoint DIR``) takes a savepoint and stops.
         """
+        if serve or (serve is None and run_defaults.get("serve")):
+            from tidal.serve.runner import run_served
+
+            return run_served(
+                self, host=host or run_defaults.get("host"),
+                port=run_defaults.get("port") if port is None else port,
+                token=token or run_defaults.get("token"), tls_cert=run_defaults.get("tls_cert"),
+                tls_key=run_defaults.get("tls_key"),
+                run=dict(quiet=quiet, max_batch_rows=max_batch_rows, max_delay=max_delay,
+                         duration=duration, dead_letter_path=dead_letter_path, stop=stop,
+                         checkpoint_dir=checkpoint_dir, checkpoint_interval=checkpoint_interval,
+                         restore_from=restore_from, dead_letters_to_log=dead_letters_to_log,
+                         log_dir=log_dir, serve=False),
+            )
         if quiet is None:
             quiet = run_defaults.get("quiet", False)
         if max_batch_rows is None:
