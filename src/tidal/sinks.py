@@ -118,12 +118,12 @@ def kafka(topic: str, bootstrap_servers: str = "localhost:9092", key: str | None
 
 def mqtt(topic: str, host: str = "localhost", port: int = 1883, qos: int = 1,
          format: Literal["json", "text", "bytes"] = "json", client_id: str | None = None,
-         retain: bool = False, connect_timeout: float = 10.0,
-         publish_timeout: float = 30.0) -> MqttSink:
+         retain: bool = False, connect_timeout: float = 10.0, publish_timeout: float = 30.0,
+         username: str | None = None, password: str | None = None) -> MqttSink:
     """Publish each row as an MQTT message to ``topic``, a fixed topic or a template over the
     columns (``"alerts/{device}"``); at-least-once. See docs/connectors/mqtt.md."""
     return MqttSink(topic, host, port, qos, format, client_id, retain, connect_timeout,
-                    publish_timeout)
+                    publish_timeout, username, password)
 
 
 def postgres(dsn: str, table: str, key: str | list[str] | None = None,

@@ -72,12 +72,13 @@ def kafka(topics: str | list[str], bootstrap_servers: str = "localhost:9092",
 def mqtt(topics: str | list[str], host: str = "localhost", port: int = 1883, qos: int = 1,
          client_id: str | None = None, clean_session: bool = False,
          topic_columns: str | None = None, format: Literal["json", "text", "bytes"] = "json",
-         metadata: bool = False, connect_timeout: float = 10.0) -> MqttSource:
+         metadata: bool = False, connect_timeout: float = 10.0, username: str | None = None,
+         password: str | None = None) -> MqttSource:
     """Subscribe to MQTT topic filters; ``topic_columns="sensors/{site}/{device}"`` turns topic
     levels into columns. At-least-once with ``qos>=1`` and the persistent session kept under
     ``client_id`` (default ``tidal-<flow>-<source>``). See docs/connectors/mqtt.md."""
     return MqttSource(topics, host, port, qos, client_id, clean_session, topic_columns, format,
-                      metadata, connect_timeout)
+                      metadata, connect_timeout, username, password)
 
 
 def postgres(dsn: str, table: str | None = None, *, query: str | None = None,

@@ -152,7 +152,8 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     config.write_text(
         "listeners:\n  default:\n    type: tcp\n"
         f"    bind: {HOST}:{port}\n"
-        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
+        # any user name is accepted; anonymous sessions would not be kept between connections
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: false\n"
     )
     log = work / "broker.log"
     with open(log, "wb") as out:

@@ -16,6 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 import tidal as td
 from tidal.errors import SinkError, SourceError
 
+USER = "tidal"  # amqtt keeps sessions only for named users (see conftest.py)
+
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
@@ -30,6 +32,7 @@ def client(broker: tuple[str, int], subscribe: str | None = None) -> Iterator[tu
     """A plain paho client (publisher, and subscriber of ``subscribe``) and what it received."""
     received: list = []
     c = mqtt.Client(CallbackAPIVersion.VERSION2)
+    c.username_pw_set(USER)
     c.on_message = lambda _c, _u, m: received.append((m.topic, m.payload))
     subscribed = threading.Event()
     c.on_subscribe = lambda *_: subscribed.set()
@@ -80,14 +83,14 @@ def running(flow: td.Flow, **options: Any) -> Iterator[None]:
 def test_round_trip_with_topic_levels_as_columns(mqtt_broker: tuple[str, int], uid: str) -> None:
     host, port = mqtt_broker
     flow = td.Flow("mqtt-roundtrip")
-    readings = flow.source(td.sources.mqtt(f"{uid}/sensors/#", host, port, client_id=uid,
+    readings = flow.source(td.sources.mqtt(f"{uid}/sensors/#", host, port, client_id=uid, username=USER,
                                            topic_columns=uid + "/sensors/{site}/{device}"))
     got = td.sinks.memory()
     readings.sink(got)
     import polars as pl
 
     hot = readings.filter(pl.col("temp") > 30).select("device", "temp")
-    hot.sink(td.sinks.mqtt(uid + "/alerts/{device}", host, port))
+    hot.sink(td.sinks.mqtt(uid + "/alerts/{device}", host, port, username=USER))
     with client(mqtt_broker, subscribe=f"{uid}/alerts/#") as (pub, alerts), running(flow):
         publish(pub, [(f"{uid}/sensors/paris/d{i}", orjson.dumps({"temp": 20 + 5 * i}))
                       for i in range(4)])
@@ -105,7 +108,7 @@ def test_messages_published_while_down_are_processed_after_restart(
     def pipeline() -> td.Flow:
         flow = td.Flow("mqtt-persistent")
         flow.source(td.sources.mqtt(f"{uid}/in", host, port, qos=1, client_id=f"tidal-{uid}",
-                                    format="text")).sink(got)
+                                    format="text", username=USER)).sink(got)
         return flow
 
     with client(mqtt_broker) as (pub, _):
@@ -124,7 +127,7 @@ def test_undecodable_messages_go_to_the_dead_letters(mqtt_broker: tuple[str, int
     host, port = mqtt_broker
     flow = td.Flow("mqtt-bad")
     got, dead = td.sinks.memory(), td.sinks.memory()
-    flow.source(td.sources.mqtt(f"{uid}/#", host, port, client_id=uid), name="devices").sink(got)
+    flow.source(td.sources.mqtt(f"{uid}/#", host, port, client_id=uid, username=USER), name="devices").sink(got)
     flow.dead_letters().sink(dead)
     with client(mqtt_broker) as (pub, _), running(flow, dead_letters_to_log=False):
         publish(pub, [(f"{uid}/a", b'{"v": 1}'), (f"{uid}/b", b"{not json"),

@@ -39,6 +39,7 @@ Format = Literal["json", "text", "bytes"]
 _FORMATS = ("json", "text", "bytes")
 _SESSION_EXPIRY_S = 7 * 24 * 3600
 _RECEIVE_MAXIMUM = 65_535
+_V311_ONLY: set[tuple[str, int]] = set()  # brokers found to speak only MQTT 3.1.1
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -56,7 +57,8 @@ def _check_format(format: str) -> None:
 
 
 def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout: float,
-             what: str, on_message: Any = None) -> Any:
+             what: str, on_message: Any = None, username: str | None = None,
+             password: str | None = None) -> Any:
     """A connected paho client (CONNACK received), MQTT 5 when the broker speaks it, else
     3.1.1; raises ``SourceError``/``SinkError`` naming the address within ``timeout`` s."""
     mqtt = _paho()
@@ -66,7 +68,9 @@ def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout:
 
     error = SourceError if what == "source" else SinkError
     where = f"MQTT broker at {host}:{port}"
-    for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
+    deadline = time.monotonic() + timeout
+    protocols = [mqtt.MQTTv311] if (host, port) in _V311_ONLY else [mqtt.MQTTv5, mqtt.MQTTv311]
+    for protocol in protocols:
         kwargs: dict[str, Any] = {} if protocol == mqtt.MQTTv5 else {"clean_session": clean_session}
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
                              manual_ack=on_message is not None, **kwargs)
@@ -74,6 +78,8 @@ def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout:
         client.connect_timeout = timeout
         client.max_inflight_messages_set(1000)  # outgoing QoS>0 messages awaiting their ack
         client.reconnect_delay_set(0.2, 5)
+        if username is not None:
+            client.username_pw_set(username, password)
         answered = threading.Event()
         outcome: dict[str, Any] = {}
 
@@ -82,7 +88,13 @@ def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout:
             outcome["rc"] = rc
             answered.set()
 
+        def on_disconnect(_c: Any, _u: Any, _f: Any, rc: Any, _p: Any,
+                          outcome: dict[str, Any] = outcome, answered: threading.Event = answered) -> None:
+            outcome.setdefault("closed", rc)  # closed before any CONNACK (some 3.1.1 brokers
+            answered.set()                    # drop an MQTT 5 CONNECT they cannot parse)
+
         client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
         props = None
         if protocol == mqtt.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
@@ -97,18 +109,28 @@ def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout:
             raise error(f"{what} cannot connect to the {where}: {exc}; check host and port "
                         "and that the broker is running") from exc
         client.loop_start()
-        if not answered.wait(timeout):
+        # a 3.1.1 broker may ignore an MQTT 5 CONNECT it cannot parse: half the time for 5
+        wait = deadline - time.monotonic()
+        if not answered.wait(wait / 2 if protocol == mqtt.MQTTv5 else wait):
             client.disconnect()
             client.loop_stop()
+            if protocol == mqtt.MQTTv5:
+                _V311_ONLY.add((host, port))
+                continue
             raise error(f"{what}: the {where} accepted the connection but did not answer "
                         f"the MQTT handshake within {timeout:g} s")
-        rc = outcome["rc"]
-        if not rc.is_failure:
+        rc = outcome.get("rc")
+        if rc is not None and not rc.is_failure:
+            client.on_disconnect = None
             return client
         client.disconnect()
         client.loop_stop()
-        if protocol == mqtt.MQTTv5 and rc.value in (1, 132):  # unsupported protocol version
-            continue
+        if protocol == mqtt.MQTTv5 and (rc is None or rc.value in (1, 132)):
+            _V311_ONLY.add((host, port))
+            continue  # unsupported protocol version: speak 3.1.1
+        if rc is None:
+            raise error(f"{what}: the {where} closed the connection during the MQTT handshake "
+                        f"({outcome['closed']})")
         raise error(f"{what}: the {where} refused the connection: {rc}")
     raise error(f"{what}: the {where} speaks neither MQTT 5 nor 3.1.1")  # pragma: no cover
 
@@ -121,7 +143,8 @@ class MqttSource(Source):
 
     def __init__(self, topics: str | list[str], host: str, port: int, qos: int,
                  client_id: str | None, clean_session: bool, topic_columns: str | None,
-                 format: Format, metadata: bool, connect_timeout: float) -> None:
+                 format: Format, metadata: bool, connect_timeout: float,
+                 username: str | None = None, password: str | None = None) -> None:
         _check_format(format)
         if qos not in (0, 1, 2):
             raise ConfigError(f"MQTT qos must be 0, 1 or 2, not {qos!r}")
@@ -134,6 +157,7 @@ class MqttSource(Source):
         self.format = format
         self.metadata = metadata
         self.connect_timeout = connect_timeout
+        self.username, self.password = username, password
         self.levels: list[tuple[int, str]] = []
         if topic_columns is not None:
             for i, level in enumerate(topic_columns.split("/")):
@@ -175,7 +199,8 @@ class _MqttPartition(SourcePartition):
         self.generation = 0
         self.matches = _paho().topic_matches_sub
         self.client = _connect(src.host, src.port, client_id, src.clean_session,
-                               src.connect_timeout, "source", on_message=self._on_message)
+                               src.connect_timeout, "source", on_message=self._on_message,
+                               username=src.username, password=src.password)
         self.client.on_connect = self._on_connect
         self.suback = threading.Event()
         self.granted: list[Any] = []
@@ -350,20 +375,23 @@ class MqttSink(Sink):
 
     def __init__(self, topic: str, host: str, port: int, qos: int, format: Format,
                  client_id: str | None, retain: bool, connect_timeout: float,
-                 publish_timeout: float) -> None:
+                 publish_timeout: float, username: str | None = None,
+                 password: str | None = None) -> None:
         _check_format(format)
         if qos not in (0, 1, 2):
             raise ConfigError(f"MQTT qos must be 0, 1 or 2, not {qos!r}")
         self.topic, self.host, self.port, self.qos = topic, host, port, qos
         self.format, self.client_id, self.retain = format, client_id, retain
         self.connect_timeout, self.publish_timeout = connect_timeout, publish_timeout
+        self.username, self.password = username, password
         self.topic_of = template_expr(topic)
         self.client: Any = None
         self.inflight: list[Any] = []
 
     def open(self, ctx: SinkContext) -> None:
         self.client = _connect(self.host, self.port, self.client_id or "", True,
-                               self.connect_timeout, "sink")
+                               self.connect_timeout, "sink", username=self.username,
+                               password=self.password)
 
     def _payloads(self, batch: pl.DataFrame) -> list[bytes]:
         if self.format == "json":
