@@ -13,7 +13,7 @@ Columnar micro-batches (Arrow/Polars), event time with watermarks, keyed windows
 [{'k': 'a', 'window_start': 0, 'window_end': 10000, 'n': 2}]
 """
 
-from tidal import agg, errors, sinks, sources, table
+from tidal import agg, alerts, errors, sinks, sources, table
 from tidal.api.flow import Flow
 from tidal.api.pattern import pattern
 from tidal.api.stream import KeyedStream, Stream, WindowedStream
@@ -31,6 +31,7 @@ __all__ = [
     "WindowedStream",
     "__version__",
     "agg",
+    "alerts",
     "bounded_delay",
     "errors",
     "pattern",
