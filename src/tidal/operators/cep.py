@@ -214,25 +214,33 @@ class PatternMatcher(Operator):
                 return None
             return ready.sort([*self.keys, _T, _SEQ])
         done, self.others = _split(self.others, watermark)
+        if done is not None and self.keys:
+            # the other events matter only to keys with candidates now or partial matches
+            assert self.schema is not None
+            wanted = [] if ready is None else [ready.select(self.keys)]
+            if self.next_ord:
+                wanted.append(pl.DataFrame(list(self.next_ord), orient="row",
+                                           schema={k: self.schema[k] for k in self.keys}))
+            done = (done.join(pl.concat(wanted, how="vertical_relaxed"), on=self.keys, how="semi")
+                    if wanted else None)
         parts = []
         if ready is not None:
             parts.append(ready.select(*self.keys, _T, _SEQ, pl.lit(True).alias(_CAND)))
-        if done is not None:
+        if done is not None and done.height:
             parts.append(done.with_columns(pl.lit(False).alias(_CAND)))
         if not parts:
             return None
-        events = pl.concat(parts, how="vertical_relaxed").sort([*self.keys, _T, _SEQ])
-        over = self.keys or None
+        events = pl.concat(parts, how="vertical_relaxed").sort(_T, _SEQ)
         ordinal = pl.int_range(pl.len(), dtype=pl.Int64)
         count = pl.len().cast(pl.Int64)
         events = events.with_columns(
-            (ordinal.over(over) if over else ordinal).alias(_ORD),
-            (count.over(over) if over else count).alias(_N),
+            (ordinal.over(self.keys) if self.keys else ordinal).alias(_ORD),
+            (count.over(self.keys) if self.keys else count).alias(_N),
         )
         if self.partials and not self.keys:
             if ready is None and () in self.next_ord:
                 self.next_ord[()] += events.height
-        elif self.partials:
+        elif self.partials and done is not None:
             # keys with partial matches but no candidate now: their events still count
             quiet = events.group_by(self.keys).agg(pl.col(_CAND).any(), pl.len()).filter(~pl.col(_CAND))
             for row in quiet.select(*self.keys, "len").iter_rows():
