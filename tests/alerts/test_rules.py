@@ -168,7 +168,7 @@ def test_anomaly_detectors_fire_on_a_spike_per_key_across_batches(detector):
     td.alerts.rule("slow", h.stream, detector, key="svc", channels=[ch])
     normal = [100.0, 102.0, 98.0, 101.0, 99.0, 103.0, 97.0, 100.0]
     t = 0
-    for i in range(4):  # 32 normal rows per service, in 4 batches
+    for _ in range(4):  # 32 normal rows per service, in 4 batches
         rows = []
         for v in normal:
             t += 100
