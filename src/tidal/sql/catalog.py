@@ -1,0 +1,189 @@
+"""What SQL names refer to: tables declared with ``CREATE TABLE``, views, and streams
+registered from Python with :meth:`tidal.Flow.register_table`.
+
+A declared table becomes a source the first time a flow reads it, and every later statement
+of the flow shares that one source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlglot import exp
+
+from tidal.sql.connectors import REGISTRY, TableOptions
+from tidal.sql.errors import error, unsupported
+from tidal.sql.expressions import interval_ms, sql_type
+
+if TYPE_CHECKING:
+    from tidal.api.stream import Stream
+
+__all__ = ["Catalog", "TableDef", "ViewDef", "describe_type"]
+
+
+@dataclass
+class TableDef:
+    """A ``CREATE TABLE``: physical columns, computed columns, time attributes, options."""
+
+    name: str
+    columns: dict[str, pl.DataType]
+    computed: dict[str, exp.Expr]
+    rowtime: str | None
+    delay_ms: int
+    proctime: str | None
+    options: dict[str, str]
+    primary_key: list[str]
+    temporary: bool = False
+
+    @property
+    def connector(self) -> str:
+        return self.options["connector"]
+
+    def table_options(self) -> TableOptions:
+        return TableOptions(self.name, self.options, dict(self.columns), list(self.primary_key),
+                            {"connector"})
+
+
+@dataclass
+class ViewDef:
+    """A ``CREATE VIEW name AS query``."""
+
+    name: str
+    query: exp.Expr
+    temporary: bool = False
+
+
+@dataclass
+class Registered:
+    """A Python stream registered as a table."""
+
+    name: str
+    stream: Stream
+
+
+@dataclass
+class Catalog:
+    """Names of one SQL session."""
+
+    entries: dict[str, TableDef | ViewDef | Registered] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str, node: exp.Expr | None = None) -> TableDef | ViewDef | Registered:
+        entry = self.entries.get(name)
+        if entry is not None:
+            return entry
+        from tidal.plan import did_you_mean
+
+        hint = did_you_mean(name, list(self.entries))
+        if not hint:
+            lower = [n for n in self.entries if n.lower() == name.lower()]
+            hint = f"; did you mean {lower[0]!r}? (names are case-sensitive)" if lower else ""
+        known = ", ".join(self.names()) or "none; declare one with CREATE TABLE"
+        raise error(f"unknown table {name!r}{hint} (tables: {known})", node)
+
+    def add(self, entry: TableDef | ViewDef | Registered, if_not_exists: bool = False,
+            replace: bool = False, node: exp.Expr | None = None) -> None:
+        if entry.name in self.entries and not replace:
+            if if_not_exists:
+                return
+            raise error(f"table {entry.name!r} already exists; DROP it first or use "
+                        "CREATE ... IF NOT EXISTS", node)
+        self.entries[entry.name] = entry
+
+    def drop(self, name: str, if_exists: bool, node: exp.Expr | None = None) -> None:
+        if name not in self.entries:
+            if if_exists:
+                return
+            self.get(name, node)
+        self.entries.pop(name, None)
+
+
+def table_from_ddl(node: exp.Create) -> TableDef:
+    """A :class:`TableDef` from a parsed ``CREATE TABLE``."""
+    schema = node.this
+    if not isinstance(schema, exp.Schema):
+        raise unsupported("CREATE TABLE without a column list (CREATE TABLE ... AS / LIKE)", node)
+    name = schema.this.name
+    columns: dict[str, pl.DataType] = {}
+    computed: dict[str, exp.Expr] = {}
+    rowtime, delay, proctime, pk = None, 0, None, []
+    for item in schema.expressions:
+        if isinstance(item, exp.ColumnDef):
+            col = item.name
+            comp = [c.kind for c in item.constraints
+                    if isinstance(c.kind, exp.ComputedColumnConstraint)]
+            if comp:
+                expr = comp[0].this
+                if isinstance(expr, exp.Anonymous) and expr.name.upper() == "PROCTIME":
+                    proctime = col
+                else:
+                    computed[col] = expr
+            elif item.kind is None:
+                raise error(f"column {col!r} of {name!r} has no type", item)
+            else:
+                if isinstance(item.kind, exp.DataType) and item.kind.this == exp.DType.STRUCT:
+                    raise unsupported(f"the ROW type of column {col!r}", item,
+                                      "flatten nested records into columns (the nexmark "
+                                      "connector gives the bid, auction and person views)")
+                columns[col] = sql_type(item.kind)
+                if any(isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in item.constraints):
+                    pk = [col]
+        elif isinstance(item, exp.WatermarkColumnConstraint):
+            rowtime = item.this.name
+            delay = _watermark_delay(item, rowtime)
+        elif isinstance(item, exp.PrimaryKey):
+            pk = [e.name for e in item.expressions]
+        else:
+            raise unsupported(f"the table element {item.sql()}", item)
+    if rowtime is not None:
+        if rowtime in computed:
+            raise unsupported(f"WATERMARK on the computed column {rowtime!r}", node,
+                              "declare the event-time column as a physical TIMESTAMP(3) column")
+        if rowtime not in columns:
+            raise error(f"WATERMARK FOR {rowtime}: {name!r} has no column {rowtime!r}", node)
+    options: dict[str, str] = {}
+    temporary = False
+    for prop in (node.args.get("properties") or exp.Properties(expressions=[])).expressions:
+        if isinstance(prop, exp.TemporaryProperty):
+            temporary = True
+        elif isinstance(prop, exp.Property):
+            key = prop.this.name if isinstance(prop.this, exp.Expr) else str(prop.this)
+            value = prop.args["value"]
+            options[key] = value.name if isinstance(value, exp.Expr) else str(value)
+    if "connector" not in options:
+        raise error(f"CREATE TABLE {name}: say where its rows come from with WITH ('connector' = "
+                    f"...); connectors: {', '.join(sorted(REGISTRY))}", node)
+    if options["connector"] not in REGISTRY:
+        from tidal.plan import did_you_mean
+
+        c = options["connector"]
+        raise unsupported(f"the connector {c!r}", node,
+                          f"use one of {', '.join(sorted(REGISTRY))}{did_you_mean(c, list(REGISTRY))}")
+    return TableDef(name, columns, computed, rowtime, delay, proctime, options, pk, temporary)
+
+
+def _watermark_delay(item: exp.WatermarkColumnConstraint, rowtime: str) -> int:
+    e = item.expression
+    if isinstance(e, exp.Column) and e.name == rowtime:
+        return 0
+    if isinstance(e, exp.Sub) and isinstance(e.this, exp.Column) and e.this.name == rowtime:
+        return interval_ms(e.expression)
+    raise unsupported(f"the watermark expression {e.sql()}", item,
+                      f"write WATERMARK FOR {rowtime} AS {rowtime} - INTERVAL 'n' SECOND")
+
+
+def describe_type(dtype: pl.DataType) -> str:
+    """The SQL name of a Polars type (for DESCRIBE)."""
+    names: dict[Any, str] = {pl.Int8: "TINYINT", pl.Int16: "SMALLINT", pl.Int32: "INT",
+                             pl.Int64: "BIGINT", pl.Float32: "FLOAT", pl.Float64: "DOUBLE",
+                             pl.String: "STRING", pl.Boolean: "BOOLEAN", pl.Date: "DATE",
+                             pl.Binary: "BYTES", pl.UInt32: "BIGINT", pl.UInt64: "DECIMAL(20, 0)"}
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision}, {dtype.scale})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMP_LTZ(3)" if dtype.time_zone else "TIMESTAMP(3)"
+    return names.get(type(dtype), str(dtype))

@@ -1,0 +1,260 @@
+"""The one registry of connectors SQL can name: ``WITH ('connector' = '<name>', ...)``.
+
+Each entry turns a table's options (Flink's names where Flink has the connector) and its
+declared columns into a tidal source and/or sink. Adding a connector touches only this
+module: call :func:`register`.
+
+>>> sorted(REGISTRY)
+['blackhole', 'datagen', 'filesystem', 'log', 'nexmark', 'print', 'sqlite']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tidal.connectors.base import Sink, Source
+from tidal.errors import ConfigError
+
+__all__ = ["REGISTRY", "Connector", "TableOptions", "register"]
+
+
+@dataclass
+class TableOptions:
+    """What a connector factory gets: the table's name, ``WITH`` options, physical columns
+    (name → Polars type) and primary key."""
+
+    table: str
+    options: dict[str, str]
+    columns: dict[str, pl.DataType]
+    primary_key: list[str]
+    used: set[str]
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        self.used.add(key)
+        return self.options.get(key, default)
+
+    def need(self, key: str, example: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise ConfigError(f"table {self.table!r}: connector {self.options['connector']!r} "
+                              f"needs the option '{key}' (e.g. '{key}' = '{example}')")
+        return value
+
+    def integer(self, key: str, default: int) -> int:
+        value = self.get(key)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"table {self.table!r}: option '{key}' must be an integer, "
+                              f"not {value!r}") from None
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.get(key)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            raise ConfigError(f"table {self.table!r}: option '{key}' must be 'true' or 'false'")
+        return value.lower() == "true"
+
+
+@dataclass
+class Connector:
+    """How to read (``source``) and/or write (``sink``) a table of this connector."""
+
+    name: str
+    source: Callable[[TableOptions], Source] | None = None
+    sink: Callable[[TableOptions], Sink] | None = None
+    upsert: bool = False
+    """Whether the sink applies an updating result (upserts by the primary key)."""
+
+
+REGISTRY: dict[str, Connector] = {}
+
+
+def register(connector: Connector) -> None:
+    """Make ``connector`` available to ``CREATE TABLE ... WITH ('connector' = name)``."""
+    REGISTRY[connector.name] = connector
+
+
+# -- nexmark ---------------------------------------------------------------------------------
+def _nexmark(t: TableOptions) -> Source:
+    from tidal.connectors.nexmark import KINDS, nexmark
+
+    kind = t.get("kind") or (t.table if t.table in KINDS else None)
+    if kind is None:
+        raise ConfigError(f"table {t.table!r}: say which Nexmark view it is with 'kind' = "
+                          "'bid' | 'auction' | 'person'")
+    cols = [c for c in t.columns if c in KINDS.get(kind, ())]
+    extra = [c for c in t.columns if c not in KINDS.get(kind, ()) and c != "event_id"]
+    if extra:
+        raise ConfigError(f"table {t.table!r}: the Nexmark {kind} view has no column(s) "
+                          f"{extra}; its columns are {list(KINDS.get(kind, ()))}")
+    return nexmark(
+        kind, events=t.integer("events", 0), rate=float(t.get("rate") or 10_000),
+        generators=t.integer("generators", 1),
+        out_of_order_group=t.integer("out-of-order-group", 1), seed=t.integer("seed", 0),
+        columns=cols, event_id="event_id" in t.columns,
+    )
+
+
+# -- files -----------------------------------------------------------------------------------
+def _fs_source(t: TableOptions) -> Source:
+    from tidal.connectors import files
+
+    path = t.need("path", "data/*.jsonl")
+    fmt = t.need("format", "json")
+    if fmt == "json":
+        return files.jsonl(path)
+    if fmt == "csv":
+        return files.csv(path)
+    if fmt == "parquet":
+        return files.parquet(path)
+    raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of json, csv, parquet")
+
+
+def _fs_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    path = t.need("path", "out.jsonl")
+    fmt = t.need("format", "json")
+    if fmt == "json":
+        return sinks.jsonl(path)
+    if fmt == "csv":
+        return sinks.csv(path)
+    if fmt == "parquet":
+        return sinks.parquet(path)
+    raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of json, csv, parquet")
+
+
+# -- embedded log ----------------------------------------------------------------------------
+def _log_source(t: TableOptions) -> Source:
+    from tidal import sources
+
+    start = t.get("scan.startup.mode", "earliest-offset") or "earliest-offset"
+    return sources.log(t.need("topic", "events"), group=t.get("properties.group.id"),
+                       log_dir=t.get("log-dir"), start="latest" if "latest" in start else "earliest",
+                       bounded=t.flag("scan.bounded", False))
+
+
+def _log_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    key = t.get("key") or (t.primary_key[0] if len(t.primary_key) == 1 else None)
+    return sinks.log(t.need("topic", "results"), key=key, log_dir=t.get("log-dir"))
+
+
+# -- simple sinks ----------------------------------------------------------------------------
+def _print(t: TableOptions) -> Sink:
+    from tidal.connectors.console import Console
+
+    return Console(t.get("print-identifier", "") or "")
+
+
+def _blackhole(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    return sinks.blackhole()
+
+
+def _sqlite(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    return sinks.sqlite(t.need("path", "results.db"), t.get("table-name") or t.table,
+                        key=t.primary_key or None)
+
+
+# -- datagen ---------------------------------------------------------------------------------
+class _Datagen(Source):
+    """Flink's ``datagen``: ``number-of-rows`` rows; per field ``fields.<f>.kind`` =
+    ``sequence`` (``start``/``end``) or ``random`` (``min``/``max``/``length``), seeded."""
+
+    name = "datagen"
+
+    def __init__(self, t: TableOptions) -> None:
+        self.columns = t.columns
+        self.rows = t.integer("number-of-rows", 0)
+        self.seed = t.integer("seed", 0)
+        self.fields: dict[str, dict[str, str]] = {}
+        for c in t.columns:
+            spec = {k.split(".", 2)[2]: t.get(k) or "" for k in t.options
+                    if k.startswith(f"fields.{c}.")}
+            self.fields[c] = spec
+            if spec.get("kind") == "sequence" and not self.rows:
+                self.rows = int(spec.get("end", "0")) - int(spec.get("start", "0")) + 1
+        if not self.rows:
+            raise ConfigError(f"table {t.table!r}: datagen needs 'number-of-rows' (tidal's datagen "
+                              "is bounded)")
+
+    def make(self, start: int, n: int) -> pl.DataFrame:
+        idx = np.arange(start, start + n, dtype=np.int64)
+        cols = {}
+        for c, dtype in self.columns.items():
+            spec = self.fields[c]
+            rng = np.random.default_rng([self.seed, hash(c) & 0xFFFF, start])
+            if spec.get("kind") == "sequence":
+                values: Any = idx + int(spec.get("start", "0"))
+            elif dtype == pl.String:
+                length = int(spec.get("length", "10"))
+                letters = rng.integers(97, 123, size=(n, length), dtype=np.uint8)
+                values = [bytes(r).decode() for r in letters]
+            elif isinstance(dtype, pl.Datetime):
+                values = pl.Series(idx).cast(pl.Datetime("ms"))
+            elif dtype.is_float():
+                values = rng.uniform(float(spec.get("min", 0)), float(spec.get("max", 1)), n)
+            elif dtype == pl.Boolean:
+                values = rng.integers(0, 2, n).astype(bool)
+            else:
+                values = rng.integers(int(spec.get("min", 0)), int(spec.get("max", 1000)) + 1, n)
+            cols[c] = pl.Series(c, values).cast(dtype)
+        return pl.DataFrame(cols)
+
+    def partitions(self) -> list[str]:
+        return ["0"]
+
+    def open(self, partition: str, position: Any, ctx: Any) -> Any:
+        from tidal.connectors.base import SourcePartition
+
+        src = self
+
+        class Part(SourcePartition):
+            k = int(position or 0)
+
+            def poll(self, max_rows: int) -> pl.DataFrame | None:
+                n = min(max_rows, src.rows - self.k)
+                if n <= 0:
+                    return None
+                out = src.make(self.k, n)
+                self.k += n
+                return out
+
+            @property
+            def done(self) -> bool:
+                return self.k >= src.rows
+
+            def position(self) -> int:
+                return self.k
+
+        return Part()
+
+    def schema(self) -> pl.Schema:
+        return pl.Schema(self.columns)
+
+    @property
+    def bounded(self) -> bool:
+        return True
+
+
+register(Connector("nexmark", source=_nexmark))
+register(Connector("filesystem", source=_fs_source, sink=_fs_sink))
+register(Connector("log", source=_log_source, sink=_log_sink))
+register(Connector("print", sink=_print, upsert=True))
+register(Connector("blackhole", sink=_blackhole, upsert=True))
+register(Connector("sqlite", sink=_sqlite, upsert=True))
+register(Connector("datagen", source=_Datagen))

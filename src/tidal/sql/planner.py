@@ -1,0 +1,722 @@
+"""SQL queries → Stream API calls: the same plan nodes and operators as Python pipelines.
+
+A query is planned bottom-up into a :class:`Rel` (a Stream plus the SQL names of its
+columns):
+
+- ``FROM`` a table, view, CTE or subquery; ``TABLE(TUMBLE|HOP|CUMULATE|SESSION(...))``
+  marks the relation as windowed;
+- ``JOIN ... ON a.k = b.k [AND residual]`` → :meth:`Stream.join` (regular join, state kept
+  for ``table.exec.state.ttl``, default forever), the residual as a filter;
+- ``WHERE`` → :meth:`Stream.filter`; ``GROUP BY window_start, window_end, keys`` over a
+  windowing TVF (or a legacy ``GROUP BY SESSION(t, INTERVAL ...)``) → ``key_by(keys)
+  .window(spec).agg(...)``; ``GROUP BY`` over the window columns of a window aggregation
+  → the same windows again (window propagation); any other ``GROUP BY`` → a running
+  ``key_by(keys).agg(...)`` whose result is *updating* (an upsert per changed key);
+- the ``SELECT`` list → :meth:`Stream.select`.
+
+What is not supported raises :class:`~tidal.sql.errors.UnsupportedSql` naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from sqlglot import exp
+
+import tidal.api.agg as agg
+from tidal.api.watermarks import bounded_delay
+from tidal.api.windows import Session, Sliding, Tumbling, WindowSpec, session, sliding, tumbling
+from tidal.operators.timeattr import TimeAttr
+from tidal.sql.catalog import Registered, TableDef, ViewDef
+from tidal.sql.dialect import WindowTVF
+from tidal.sql.errors import error, unsupported
+from tidal.sql.expressions import Field, Scope, Translator, interval_ms
+
+if TYPE_CHECKING:
+    from tidal.api.flow import Flow
+    from tidal.api.stream import Stream
+    from tidal.sql.session import Session as SqlSession
+
+__all__ = ["Planner", "Rel"]
+
+FOREVER_MS = 10**15
+"""State retention of a regular join without ``table.exec.state.ttl``: about 31,700 years."""
+
+
+@dataclass
+class Rel:
+    """A planned relation: its stream, the SQL names of its columns, how it changes."""
+
+    stream: Stream
+    fields: list[Field]
+    updating: bool = False
+    """An upsert stream (a non-windowed GROUP BY): each row replaces the row of its key."""
+    key: list[str] = field(default_factory=list)
+    window: tuple[str, WindowSpec, str] | None = None
+    """A pending windowing TVF: (kind, spec, physical time column)."""
+    window_cols: dict[str, tuple[str, WindowSpec]] = field(default_factory=dict)
+    """Physical columns holding the start/end of a window aggregation's windows."""
+    proctime: set[str] = field(default_factory=set)
+
+    @property
+    def schema(self) -> pl.Schema:
+        assert self.stream.schema is not None
+        return self.stream.schema
+
+    def scope(self, replace_: dict[str, pl.Expr] | None = None) -> Scope:
+        return Scope(self.fields, self.schema, dict(replace_ or {}))
+
+    def requalify(self, qualifier: str | None) -> Rel:
+        return replace(self, fields=[Field(qualifier, f.name, f.column) for f in self.fields])
+
+
+def _now_ms(_: pl.Series) -> pl.Series:
+    return pl.Series([time.time_ns() // 1_000_000], dtype=pl.Int64)
+
+
+PROCTIME_EXPR = pl.lit(0).map_batches(_now_ms, returns_scalar=True, return_dtype=pl.Int64) \
+    .cast(pl.Datetime("ms"))
+
+
+class Planner:
+    """Plans queries of one session into one flow."""
+
+    def __init__(self, session: SqlSession, flow: Flow) -> None:
+        self.session, self.flow = session, flow
+        self.ctes: list[dict[str, Rel]] = []
+        self.n = 0
+
+    def _name(self, prefix: str) -> str:
+        self.n += 1
+        return f"__{prefix}{self.n}"
+
+    def translator(self, scope: Scope) -> Translator:
+        return Translator(scope, self.session.functions)
+
+    # -- tables -------------------------------------------------------------------------
+    def table(self, name: str, node: exp.Expr | None) -> Rel:
+        for level in reversed(self.ctes):
+            if name in level:
+                return level[name]
+        entry = self.session.catalog.get(name, node)
+        cache = self.session.streams_of(self.flow)
+        if name in cache:
+            return cache[name]
+        if isinstance(entry, ViewDef):
+            saved, self.ctes = self.ctes, []
+            try:
+                rel = self.query(entry.query)
+            finally:
+                self.ctes = saved
+        elif isinstance(entry, Registered):
+            if entry.stream.flow is not self.flow:
+                raise error(f"table {name!r} was registered from another flow", node)
+            schema = entry.stream.schema
+            if schema is None:
+                raise error(f"table {name!r}: its stream's columns are unknown (after map or "
+                            "map_batches); add a select(...) with the columns first", node)
+            rel = Rel(entry.stream, [Field(None, c, c) for c in schema])
+        else:
+            rel = self._source(entry)
+        cache[name] = rel
+        return rel
+
+    def _source(self, t: TableDef) -> Rel:
+        from tidal.sql.connectors import REGISTRY
+
+        conn = REGISTRY[t.connector]
+        if conn.source is None:
+            raise error(f"table {t.name!r} uses connector {t.connector!r}, which can only be "
+                        "written (INSERT INTO), not read")
+        opts = t.table_options()
+        source = conn.source(opts)
+        declared = pl.Schema(t.columns) if t.connector not in ("nexmark", "datagen") else None
+        stream = self.flow.source(
+            source, timestamp=t.rowtime, watermark=bounded_delay(t.delay_ms), schema=declared,
+            name=t.name,
+        )
+        rel = Rel(stream, [Field(None, c, c) for c in t.columns])
+        extra = {c: e for c, e in t.computed.items()}
+        if t.proctime is not None:
+            rel = self._with(rel, {t.proctime: PROCTIME_EXPR})
+            rel.proctime.add(t.proctime)
+        if extra:
+            tr = self.translator(rel.scope())
+            rel = self._with(rel, {c: tr.expr(e) for c, e in extra.items()})
+        return rel
+
+    def _with(self, rel: Rel, columns: dict[str, pl.Expr]) -> Rel:
+        stream = rel.stream.with_columns(**columns)
+        fields = rel.fields + [Field(None, c, c) for c in columns if c not in rel.schema]
+        return replace(rel, stream=stream, fields=fields)
+
+    # -- queries --------------------------------------------------------------------------
+    def query(self, node: exp.Expr) -> Rel:
+        if isinstance(node, exp.Subquery):
+            return self.query(node.this)
+        if isinstance(node, exp.Union):
+            return self._union(node)
+        if not isinstance(node, exp.Select):
+            raise unsupported(f"the statement {node.key.upper()} inside a query", node)
+        with_ = node.args.get("with_") or node.args.get("with")
+        self.ctes.append({})
+        try:
+            if with_ is not None:
+                if with_.args.get("recursive"):
+                    raise unsupported("WITH RECURSIVE", with_)
+                for cte in with_.expressions:
+                    self.ctes[-1][cte.alias] = self.query(cte.this)
+            return self.select(node)
+        finally:
+            self.ctes.pop()
+
+    def _union(self, node: exp.Union) -> Rel:
+        if not isinstance(node, exp.Union) or node.args.get("distinct", True):
+            raise unsupported("UNION (distinct)", node, "use UNION ALL")
+        left, right = self.query(node.left), self.query(node.right)
+        if [f.name for f in left.fields] != [f.name for f in right.fields] or \
+                left.updating or right.updating:
+            raise unsupported("UNION ALL of inputs with different column names or updating "
+                              "inputs", node)
+        stream = left.stream.union(right.stream)
+        return Rel(stream, [Field(None, f.name, f.column) for f in left.fields])
+
+    def select(self, node: exp.Select) -> Rel:
+        for arg, what in (("order", "ORDER BY"), ("limit", "LIMIT"), ("offset", "OFFSET")):
+            if node.args.get(arg) is not None:
+                raise unsupported(f"{what} in a continuous query", node.args[arg],
+                                  "for Top-N per window use GROUP BY over a window TVF")
+        if node.args.get("distinct") is not None:
+            raise unsupported("SELECT DISTINCT", node, "use GROUP BY over the columns")
+        for w in node.find_all(exp.Window):
+            raise unsupported(f"the OVER window {w.sql()}", w,
+                              "ROW_NUMBER Top-N/dedup and OVER aggregates are not planned yet")
+        rel = self.from_(node)
+        where = node.args.get("where")
+        if where is not None:
+            if rel.window is not None and _mentions(where.this, ("window_start", "window_end",
+                                                                  "window_time")):
+                raise unsupported("a WHERE on window columns of a window TVF", where)
+            if list(where.this.find_all(exp.AggFunc)):
+                raise error("aggregates are not allowed in WHERE; use HAVING", where)
+            pred = self.translator(rel.scope()).expr(where.this)
+            rel = replace(rel, stream=rel.stream.filter(pred))
+        group = node.args.get("group")
+        aggs = [a for e in node.expressions for a in _aggs(e)]
+        having = node.args.get("having")
+        if group is not None or aggs:
+            return self.aggregate(rel, node, group, having)
+        if having is not None:
+            raise error("HAVING needs GROUP BY or aggregates", having)
+        if rel.window is not None:
+            rel = self._materialize_window(rel, node)
+        return self.project(rel, node.expressions)
+
+    # -- FROM and JOIN ------------------------------------------------------------------------
+    def from_(self, node: exp.Select) -> Rel:
+        frm = node.args.get("from_") or node.args.get("from")
+        if frm is None:
+            raise unsupported("SELECT without FROM", node)
+        rel = self.relation(frm.this)
+        for j in node.args.get("joins") or []:
+            rel = self.join(rel, j)
+        return rel
+
+    def relation(self, node: exp.Expr) -> Rel:
+        alias = node.alias or None
+        if isinstance(node, exp.Table):
+            inner = node.this
+            if isinstance(inner, exp.Anonymous) and inner.name.upper() == "TABLE":
+                tvf = inner.expressions[0] if inner.expressions else None
+                if not isinstance(tvf, WindowTVF):
+                    raise unsupported(f"the table function {inner.sql()}", node)
+                return self.window_tvf(tvf).requalify(alias)
+            if isinstance(inner, WindowTVF):
+                return self.window_tvf(inner).requalify(alias)
+            if node.args.get("db") or node.args.get("catalog"):
+                raise unsupported("catalog- or database-qualified table names", node)
+            if isinstance(inner, exp.Anonymous | exp.Func):
+                raise unsupported(f"the table function {inner.sql()}", node)
+            if node.args.get("version") is not None or node.args.get("when") is not None:
+                raise unsupported("temporal joins (FOR SYSTEM_TIME AS OF)", node)
+            return self.table(node.name, node).requalify(alias or node.name)
+        if isinstance(node, exp.Subquery):
+            return self.query(node.this).requalify(alias)
+        if isinstance(node, exp.Lateral | exp.Unnest):
+            raise unsupported(f"{node.key.upper()} in FROM", node)
+        raise unsupported(f"{node.sql()} in FROM", node)
+
+    def window_tvf(self, tvf: WindowTVF) -> Rel:
+        src = tvf.this
+        rel = self.relation(src) if not isinstance(src, exp.Subquery) else \
+            self.query(src.this).requalify(src.alias or None)
+        col = tvf.args["column"]
+        ivs = [interval_ms(i) for i in tvf.expressions]
+        kind = tvf.name
+        want = {"TUMBLE": 1, "HOP": 2, "CUMULATE": 2, "SESSION": 1}[kind]
+        if len(ivs) == want + 1 and kind != "SESSION":
+            raise unsupported(f"the offset argument of {kind}", tvf)
+        if len(ivs) != want:
+            raise error(f"{kind} takes {want} interval(s) after DESCRIPTOR(...), got {len(ivs)}",
+                        tvf)
+        physical = rel.scope().resolve(col).column
+        time = rel.stream.node.time
+        if physical not in rel.proctime and (time is None or time.column != physical):
+            attrs = [f.name for f in rel.fields if time is not None and f.column == time.column]
+            attrs += [f.name for f in rel.fields if f.column in rel.proctime]
+            raise error(
+                f"{kind}(... DESCRIPTOR({col.name}) ...): column {col.name!r} is not a time "
+                "attribute, so its windows could never be known complete; declare it with "
+                f"WATERMARK FOR {col.name} AS {col.name} - INTERVAL '5' SECOND in CREATE TABLE, "
+                "or use PROCTIME() (time attributes here: "
+                f"{', '.join(attrs) or 'none'})", col)
+        spec: WindowSpec
+        if kind == "TUMBLE":
+            spec = tumbling(ivs[0])
+        elif kind == "HOP":
+            slide, size = ivs
+            if size % slide:
+                raise unsupported("HOP with a size that is not a multiple of the slide", tvf)
+            spec = sliding(size, every=slide)
+        elif kind == "SESSION":
+            if tvf.args.get("partition"):
+                raise unsupported("SESSION(TABLE t PARTITION BY ...)", tvf,
+                                  "put the keys in GROUP BY instead")
+            spec = session(ivs[0])
+        else:
+            raise unsupported("CUMULATE windows", tvf, "use HOP or TUMBLE")
+        if physical in rel.proctime:
+            s = rel.stream.select(pl.all())
+            s.node.time = TimeAttr(physical)  # processing time drives this window
+            rel = replace(rel, stream=s)
+        fields = rel.fields + [Field(None, c, c) for c in ("window_start", "window_end",
+                                                           "window_time")]
+        return replace(rel, window=(kind, spec, physical), fields=fields)
+
+    def _materialize_window(self, rel: Rel, node: exp.Expr) -> Rel:
+        kind, spec, col = rel.window  # type: ignore[misc]
+        if not isinstance(spec, Tumbling):
+            raise unsupported(f"{kind} without GROUP BY window_start, window_end", node)
+        t = pl.col(col).dt.epoch("ms") if isinstance(rel.schema[col], pl.Datetime) else pl.col(col)
+        start = t - t % spec.size_ms
+        dtype = rel.schema[col]
+        cols = {"window_start": start, "window_end": start + spec.size_ms}
+        if isinstance(dtype, pl.Datetime):
+            cols = {k: pl.from_epoch(v, "ms") for k, v in cols.items()}
+        cols["window_time"] = cols["window_end"] - (
+            pl.duration(milliseconds=1) if isinstance(dtype, pl.Datetime) else 1)
+        stream = rel.stream.with_columns(**cols)
+        return replace(rel, stream=stream, window=None)
+
+    def join(self, left: Rel, node: exp.Join) -> Rel:
+        side, kind = (node.args.get("side") or "").upper(), (node.args.get("kind") or "").upper()
+        if side or kind not in ("", "INNER"):
+            raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN", node,
+                              "only inner joins are planned")
+        if node.args.get("using"):
+            raise unsupported("JOIN ... USING", node, "write JOIN ... ON a.k = b.k")
+        on = node.args.get("on")
+        if on is None:
+            raise unsupported("a join without ON (a cross join)", node,
+                              "write JOIN ... ON a.k = b.k")
+        right = self.relation(node.this)
+        if left.window is not None or right.window is not None:
+            raise unsupported("a window join (JOIN of window TVFs)", node,
+                              "aggregate each side by window first, then join on window_start, "
+                              "window_end")
+        if left.updating or right.updating:
+            raise unsupported("a join of an updating result (GROUP BY without a window)", node)
+        lscope, rscope = left.scope(), right.scope()
+        keys: list[tuple[pl.Expr, pl.Expr]] = []
+        residual: list[exp.Expr] = []
+        for cond in _conjuncts(on):
+            pair = None
+            if isinstance(cond, exp.EQ):
+                a, b = cond.this, cond.expression
+                sa, sb = _side(a, lscope, rscope), _side(b, lscope, rscope)
+                if sa == "L" and sb == "R":
+                    pair = (a, b)
+                elif sa == "R" and sb == "L":
+                    pair = (b, a)
+            if pair is None:
+                residual.append(cond)
+            else:
+                keys.append((self.translator(lscope).expr(pair[0]),
+                             self.translator(rscope).expr(pair[1])))
+        if not keys:
+            raise unsupported("a join without an equality between the two sides", node,
+                              "add ON a.k = b.k")
+        names = [self._name("jk") for _ in keys]
+        ls = left.stream.with_columns(**{n: k[0] for n, k in zip(names, keys, strict=True)})
+        rs = right.stream.with_columns(**{n: k[1] for n, k in zip(names, keys, strict=True)})
+        ttl = self.session.settings.get("table.exec.state.ttl")
+        joined = ls.join(rs, on=names, ttl=interval_ms_text(ttl) if ttl else FOREVER_MS)
+        lcols = set(left.schema) | set(names)
+        rmap = {c: (c + "_right" if c in lcols else c) for c in right.schema}
+        out = joined.schema
+        assert out is not None
+        if any(v not in out for v in rmap.values()):
+            raise unsupported("a join whose column names clash twice", node)
+        fields = left.fields + [Field(f.qualifier, f.name, rmap[f.column]) for f in right.fields]
+        keep = [c for c in out if c not in names]
+        rel = Rel(joined.select(keep), fields)
+        if residual:
+            cond = residual[0]
+            for r in residual[1:]:
+                cond = exp.And(this=cond, expression=r)
+            rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
+        return rel
+
+    # -- projections ----------------------------------------------------------------------
+    def project(self, rel: Rel, items: list[exp.Expr], scope: Scope | None = None) -> Rel:
+        scope = scope or rel.scope()
+        tr = self.translator(scope)
+        exprs: list[pl.Expr] = []
+        names: list[str] = []
+        sources: list[str | None] = []  # the physical column a plain reference keeps
+        for i, item in enumerate(items):
+            if isinstance(item, exp.Star) or (isinstance(item, exp.Column)
+                                              and isinstance(item.this, exp.Star)):
+                qual = item.table if isinstance(item, exp.Column) else None
+                hidden = {"window_start", "window_end", "window_time"} if rel.window else set()
+                chosen = [f for f in scope.fields if (qual is None or f.qualifier == qual)
+                          and not f.column.startswith("__") and f.column not in hidden]
+                if qual and not chosen:
+                    raise error(f"unknown table or alias {qual!r} in {qual}.*", item)
+                for f in chosen:
+                    exprs.append(pl.col(f.column))
+                    names.append(f.name)
+                    sources.append(f.column)
+                continue
+            inner = item.this if isinstance(item, exp.Alias) else item
+            name = item.alias_or_name if isinstance(item, exp.Alias | exp.Column) else ""
+            if isinstance(inner, exp.Anonymous) and inner.name.upper() == "PROCTIME":
+                exprs.append(PROCTIME_EXPR)
+                names.append(name or f"EXPR${i}")
+                sources.append("__proctime")
+                continue
+            e = tr.expr(inner)
+            exprs.append(e)
+            names.append(name or f"EXPR${i}")
+            col = None
+            if isinstance(inner, exp.Column):
+                col = scope.resolve(inner).column if inner.sql() not in scope.replace else None
+            sources.append(col)
+        seen: set[str] = set()
+        for i, n in enumerate(names):  # Flink names a repeated column dateTime0, dateTime1, ...
+            k, unique = 0, n
+            while unique in seen:
+                unique, k = f"{n}{k}", k + 1
+            names[i] = unique
+            seen.add(unique)
+        stream = rel.stream.select([e.alias(n) for e, n in zip(exprs, names, strict=True)])
+        out = Rel(stream, [Field(None, n, n) for n in names], updating=rel.updating)
+        time = rel.stream.node.time
+        if time is not None and stream.node.time is None and time.column in sources:
+            # event time survives a rename (SELECT `dateTime` AS t): Flink's time attribute
+            stream.node.time = TimeAttr(names[sources.index(time.column)], time.offset_ms)
+        for n, src in zip(names, sources, strict=True):
+            if src is not None and src in rel.window_cols:
+                out.window_cols[n] = rel.window_cols[src]
+            if src is not None and src in rel.proctime:
+                out.proctime.add(n)
+            if src == "__proctime":
+                out.proctime.add(n)
+            if src is not None and src in rel.key:
+                out.key.append(n)
+        if rel.updating and len(out.key) != len(rel.key):
+            out.key = []  # the upsert key was projected away
+        return out
+
+    # -- aggregation ------------------------------------------------------------------------
+    def aggregate(self, rel: Rel, node: exp.Select, group: exp.Group | None,
+                  having: exp.Having | None) -> Rel:
+        if rel.updating:
+            raise unsupported("an aggregate over an updating result (GROUP BY of a GROUP BY "
+                              "without windows)", node)
+        keys_sql = list(group.expressions) if group is not None else []
+        for k in ("rollup", "cube", "grouping_sets"):
+            if group is not None and group.args.get(k):
+                raise unsupported(k.upper().replace("_", " "), group)
+        scope = rel.scope()
+        tr = self.translator(scope)
+        spec: WindowSpec | None = None
+        legacy: str | None = None
+        propagated: tuple[str, str] | None = None
+        key_nodes: list[exp.Expr] = []
+        for k in keys_sql:
+            if isinstance(k, exp.Anonymous) and k.name.upper() in ("TUMBLE", "HOP", "SESSION"):
+                legacy = k.name.upper()
+                spec = self._legacy_window(rel, k)
+                continue
+            if isinstance(k, exp.Column) and rel.window is not None and \
+                    k.name in ("window_start", "window_end", "window_time") and \
+                    scope.resolve(k).column in ("window_start", "window_end", "window_time"):
+                continue
+            key_nodes.append(k)
+        if rel.window is not None:
+            names = {k.name for k in keys_sql if isinstance(k, exp.Column)}
+            if not {"window_start", "window_end"} <= names:
+                raise unsupported(f"GROUP BY over {rel.window[0]} without both window_start "
+                                  "and window_end", group or node,
+                                  "add window_start, window_end to GROUP BY")
+            spec = rel.window[1]
+        elif legacy is None:
+            starts = [k for k in key_nodes if isinstance(k, exp.Column)
+                      and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "start"]
+            ends = [k for k in key_nodes if isinstance(k, exp.Column)
+                    and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "end"]
+            if starts and ends:
+                s_col, e_col = scope.resolve(starts[0]).column, scope.resolve(ends[0]).column
+                propagated = (s_col, e_col)
+                inner = rel.window_cols[s_col][1]
+                spec = tumbling(inner.every_ms if isinstance(inner, Sliding) else
+                                inner.size_ms)  # type: ignore[union-attr]
+                if isinstance(inner, Session):
+                    raise unsupported("grouping the result of a SESSION window by its window",
+                                      group)
+        # keys: plain columns keep their physical name, expressions get one
+        pre: dict[str, pl.Expr] = {}
+        key_cols: list[str] = []
+        replace_: dict[str, pl.Expr] = {}
+        for k in key_nodes:
+            if isinstance(k, exp.Column):
+                col = scope.resolve(k).column
+            else:
+                col = self._name("key")
+                pre[col] = tr.expr(k)
+                replace_[k.sql()] = pl.col(col)
+            if propagated is not None and col in propagated:
+                alias = self._name("wk")
+                pre[alias] = pl.col(col)
+                col = alias
+                replace_[k.sql()] = pl.col(alias)
+                for f in rel.fields:
+                    if f.column == propagated[0 if k is starts[0] else 1]:
+                        replace_[exp.column(f.name, f.qualifier).sql()] = pl.col(alias)
+                        replace_[exp.column(f.name).sql()] = pl.col(alias)
+            if col not in key_cols:
+                key_cols.append(col)
+        # aggregates
+        calls: dict[str, exp.Expr] = {}
+        for e in [*node.expressions, *([having.this] if having is not None else [])]:
+            for a in _aggs(e):
+                calls.setdefault(a.sql(), a)
+        specs: dict[str, agg.Agg] = {}
+        finals: dict[str, pl.Expr] = {}
+        for sql_text, call in calls.items():
+            out = self._name("agg")
+            finals[sql_text] = self._agg(call, out, tr, pre, specs)
+        if not specs:
+            specs[self._name("agg")] = agg.count()
+        if not key_cols and spec is None:  # one global group
+            pre["__global"] = pl.lit(0, pl.Int8)
+            key_cols.append("__global")
+        stream = rel.stream.with_columns(**pre) if pre else rel.stream
+        keyed = stream.key_by(key_cols)
+        if spec is not None:
+            result = keyed.window(spec).agg(specs)
+        else:
+            result = keyed.agg(specs)
+        post: dict[str, pl.Expr] = {}
+        out_fields = [f for f in rel.fields if f.column in key_cols]
+        for k in key_nodes:
+            if not isinstance(k, exp.Column):
+                out_fields.append(Field(None, k.sql(), replace_[k.sql()].meta.output_name()))
+        window_cols: dict[str, tuple[str, WindowSpec]] = {}
+        if spec is not None:
+            if propagated is None:
+                quals = {f.qualifier for f in rel.fields if f.name == "window_start"} or {None}
+                out_fields += [Field(q, c, c) for q in quals for c in ("window_start", "window_end")]
+                window_cols = {"window_start": ("start", spec), "window_end": ("end", spec)}
+                if legacy:
+                    pre_name = {"TUMBLE": "TUMBLE", "HOP": "HOP", "SESSION": "SESSION"}[legacy]
+                    for suffix, col in (("START", "window_start"), ("END", "window_end"),
+                                        ("ROWTIME", "window_end")):
+                        for e in node.find_all(exp.Anonymous):
+                            if e.name.upper() == f"{pre_name}_{suffix}":
+                                replace_[e.sql()] = pl.col(col) if suffix != "ROWTIME" else \
+                                    pl.col(col) - pl.duration(milliseconds=1)
+            else:
+                inner_spec = rel.window_cols[propagated[0]][1]
+                window_cols = {}
+                for f in rel.fields:
+                    if f.column in propagated:
+                        alias = [c for c in pre if pre[c].meta.output_name() == f.column
+                                 and c.startswith("__wk")]
+                        if alias:
+                            out_fields.append(Field(f.qualifier, f.name, alias[0]))
+                            window_cols[alias[0]] = rel.window_cols[f.column][0], inner_spec
+        for name, e in finals.items():
+            post[name] = e
+        scope2 = Scope(out_fields, result.schema, {**replace_, **post})  # type: ignore[arg-type]
+        out = Rel(result, out_fields, updating=spec is None, key=list(key_cols) if spec is None
+                  else [], window_cols=window_cols)
+        if having is not None:
+            pred = self.translator(scope2).expr(having.this)
+            out = replace(out, stream=out.stream.filter(pred))
+        self._check_grouped(node, scope2)
+        return self.project(out, node.expressions, scope2)
+
+    def _check_grouped(self, node: exp.Select, scope: Scope) -> None:
+        for item in node.expressions:
+            for col in _columns_outside_aggs(item, scope.replace):
+                try:
+                    scope.resolve(col)
+                except Exception:
+                    raise error(f"column {col.sql()!r} is neither in GROUP BY nor inside an "
+                                "aggregate", col) from None
+
+    def _legacy_window(self, rel: Rel, k: exp.Anonymous) -> WindowSpec:
+        args = k.expressions
+        col = args[0]
+        if not isinstance(col, exp.Column):
+            raise error(f"{k.name}(...) takes the time column first", k)
+        physical = rel.scope().resolve(col).column
+        time = rel.stream.node.time
+        if physical not in rel.proctime and (time is None or time.column != physical):
+            raise error(f"{k.name}({col.name}, ...): column {col.name!r} is not a time attribute; "
+                        f"declare WATERMARK FOR {col.name} in CREATE TABLE", col)
+        ivs = [interval_ms(a) for a in args[1:]]
+        name = k.name.upper()
+        if name == "TUMBLE" and len(ivs) == 1:
+            return tumbling(ivs[0])
+        if name == "HOP" and len(ivs) == 2:
+            return sliding(ivs[1], every=ivs[0])
+        if name == "SESSION" and len(ivs) == 1:
+            return session(ivs[0])
+        raise error(f"bad arguments for the group window {k.sql()}", k)
+
+    def _agg(self, call: exp.Expr, out: str, tr: Translator, pre: dict[str, pl.Expr],
+             specs: dict[str, agg.Agg]) -> pl.Expr:
+        cond = None
+        if isinstance(call, exp.Filter):
+            cond = tr.expr(call.expression.this)
+            call = call.this
+        distinct = isinstance(call.this, exp.Distinct)
+        arg = call.this.expressions[0] if distinct else call.this
+        if distinct and len(call.this.expressions) != 1:
+            raise unsupported("COUNT(DISTINCT a, b)", call)
+        name = type(call).__name__.upper()
+        if isinstance(call, exp.Anonymous) or name not in ("COUNT", "SUM", "MIN", "MAX", "AVG"):
+            raise unsupported(f"the aggregate {call.sql()}", call,
+                              "use COUNT, SUM, MIN, MAX, AVG, COUNT(DISTINCT ...)")
+        if distinct and name != "COUNT":
+            raise unsupported(f"{name}(DISTINCT ...)", call)
+        star = isinstance(arg, exp.Star) or arg is None
+        if star:
+            if name != "COUNT":
+                raise error(f"{name}(*) is not valid; give a column", call)
+            if cond is None:
+                specs[out] = agg.count()
+                return pl.col(out)
+            value: pl.Expr = pl.lit(1)
+        else:
+            value = tr.expr(arg)
+        if cond is not None:
+            value = pl.when(cond).then(value).otherwise(None)
+        src: str
+        if not star and cond is None and isinstance(arg, exp.Column):
+            src = tr.scope.resolve(arg).column
+        else:
+            src = out + "_in"
+            pre[src] = value
+        if name == "COUNT":
+            specs[out] = agg.count_distinct(src) if distinct else agg.count(src)
+            return pl.col(out)
+        if name == "AVG":
+            dtype = tr.dtype(value)
+            specs[out + "_s"], specs[out + "_n"] = agg.sum(src), agg.count(src)
+            s, n = pl.col(out + "_s"), pl.col(out + "_n")
+            if dtype.is_integer():  # AVG of an integer is an integer, truncated (Flink)
+                q = s // n
+                q = pl.when((s % n != 0) & (s < 0)).then(q + 1).otherwise(q)
+            else:
+                q = s.cast(pl.Float64) / n
+            return pl.when(n > 0).then(q).otherwise(None)
+        specs[out] = {"SUM": agg.sum, "MIN": agg.min, "MAX": agg.max}[name](src)
+        return pl.col(out)
+
+
+def interval_ms_text(text: str) -> int:
+    """``'1 h'``, ``'10 min'``, ``'3600000'`` (ms) or ``'30 s'`` as milliseconds."""
+    from tidal._time import duration_ms
+
+    t = text.strip().replace(" ", "")
+    if t.isdigit():
+        return int(t)
+    t = t.replace("min", "m").replace("hour", "h").replace("sec", "s")
+    return duration_ms(t, "table.exec.state.ttl")
+
+
+def _conjuncts(e: exp.Expr) -> list[exp.Expr]:
+    if isinstance(e, exp.And):
+        return _conjuncts(e.this) + _conjuncts(e.expression)
+    if isinstance(e, exp.Paren):
+        return _conjuncts(e.this)
+    return [e]
+
+
+def _side(e: exp.Expr, left: Scope, right: Scope) -> str | None:
+    cols = list(e.find_all(exp.Column))
+    if not cols:
+        return None
+    sides = set()
+    for c in cols:
+        in_l = _resolves(left, c)
+        in_r = _resolves(right, c)
+        if in_l and in_r:
+            return None
+        sides.add("L" if in_l else "R" if in_r else "?")
+    return sides.pop() if len(sides) == 1 else None
+
+
+def _resolves(scope: Scope, c: exp.Column) -> bool:
+    try:
+        scope.resolve(c)
+        return True
+    except Exception:
+        return False
+
+
+def _aggs(e: exp.Expr) -> list[exp.Expr]:
+    """Aggregate calls in ``e`` (with their FILTER), outermost first."""
+    found: list[exp.Expr] = []
+
+    def visit(n: exp.Expr) -> None:
+        if isinstance(n, exp.Filter) and isinstance(n.this, exp.AggFunc):
+            found.append(n)
+            return
+        if isinstance(n, exp.AggFunc) and not isinstance(n.parent, exp.Window):
+            found.append(n)
+            return
+        for child in n.iter_expressions():
+            visit(child)
+
+    visit(e)
+    return found
+
+
+def _columns_outside_aggs(e: exp.Expr, replaced: dict[str, Any]) -> list[exp.Column]:
+    out: list[exp.Column] = []
+
+    def visit(n: exp.Expr) -> None:
+        if n.sql() in replaced:
+            return
+        if isinstance(n, exp.AggFunc | exp.Filter):
+            return
+        if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
+            out.append(n)
+            return
+        for child in n.iter_expressions():
+            visit(child)
+
+    visit(e)
+    return out
+
+
+def _mentions(e: exp.Expr, names: tuple[str, ...]) -> bool:
+    return any(c.name in names for c in e.find_all(exp.Column))

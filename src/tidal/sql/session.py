@@ -1,0 +1,293 @@
+"""A SQL session: a catalog, settings and functions, and the statements that use them.
+
+:meth:`Session.execute` runs a script of statements against one flow: DDL changes the
+catalog, ``INSERT INTO`` adds a sink to the flow, a ``SELECT`` returns its stream, and
+``SHOW TABLES`` / ``DESCRIBE`` / ``EXPLAIN`` return text. Nothing runs until the flow does.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from tidal.errors import ConfigError
+from tidal.sql.catalog import Catalog, Registered, TableDef, ViewDef, describe_type, table_from_ddl
+from tidal.sql.connectors import REGISTRY
+from tidal.sql.dialect import Flink
+from tidal.sql.errors import SqlError, error, unsupported
+from tidal.sql.expressions import Function, sql_type
+from tidal.sql.planner import Planner, Rel
+
+if TYPE_CHECKING:
+    from tidal.api.flow import Flow
+    from tidal.api.stream import Stream
+
+__all__ = ["Result", "Session", "parse", "session_for"]
+
+
+@dataclass
+class Result:
+    """What one statement produced: a query's stream (``kind="select"``), text
+    (``show``/``describe``/``explain``) or nothing (DDL, ``INSERT``)."""
+
+    kind: str
+    stream: Stream | None = None
+    text: str | None = None
+    updating: bool = False
+    key: list[str] | None = None
+
+
+def parse(script: str) -> list[exp.Expr]:
+    """The statements of ``script``; a syntax error names its line and column."""
+    upper = script.upper()
+    if "FOR SYSTEM_TIME AS OF" in " ".join(upper.split()):
+        raise unsupported("temporal and lookup joins (FOR SYSTEM_TIME AS OF)")
+    if "MATCH_RECOGNIZE" in upper:
+        raise unsupported("MATCH_RECOGNIZE", hint="use keyed.match(td.pattern(...)) in Python")
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # SHOW/EXPLAIN parse as commands
+    try:
+        return [s for s in sqlglot.parse(script, read=Flink) if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        line, col = first.get("line"), first.get("col")
+        desc = first.get("description", str(exc))
+        near = (first.get("highlight") or "").strip()
+        raise SqlError(f"{desc}" + (f" near {near!r}" if near else ""), line,
+                       None if col is None else max(col - len(first.get("highlight") or "") + 1, 1)
+                       ) from None
+    except TokenError as exc:
+        raise SqlError(f"cannot read the statement: {exc}") from None
+
+
+class Session:
+    """Catalog, settings and functions shared by the statements of one flow."""
+
+    def __init__(self) -> None:
+        self.catalog = Catalog()
+        self.settings: dict[str, str] = {}
+        self.functions: dict[str, Function] = {}
+        self._streams: weakref.WeakKeyDictionary[Flow, dict[str, Rel]] = weakref.WeakKeyDictionary()
+
+    def streams_of(self, flow: Flow) -> dict[str, Rel]:
+        """The tables a flow has already read (one source per table per flow)."""
+        return self._streams.setdefault(flow, {})
+
+    # -- Python interop ----------------------------------------------------------------------
+    def register_table(self, name: str, stream: Stream) -> None:
+        self.catalog.add(Registered(name, stream), replace=True)
+
+    def register_function(self, name: str, fn: Callable[..., Any], vectorized: bool = True,
+                          return_type: Any = None) -> None:
+        if not callable(fn):
+            raise ConfigError(f"register_function({name!r}): expected a function, got "
+                              f"{type(fn).__name__}")
+        dtype = None
+        if isinstance(return_type, str):
+            dtype = sql_type(sqlglot.parse_one(f"CAST(x AS {return_type})", read=Flink).to)
+        elif return_type is not None:
+            dtype = return_type
+        self.functions[name.lower()] = Function(name, fn, vectorized, dtype)
+
+    # -- statements -----------------------------------------------------------------------------
+    def execute(self, flow: Flow, script: str) -> list[Result]:
+        """Run every statement of ``script`` against ``flow``."""
+        return [self.statement(flow, s) for s in parse(script)]
+
+    def statement(self, flow: Flow, node: exp.Expr) -> Result:
+        n_nodes, names = len(flow.nodes), set(flow._names)
+        cached = dict(self.streams_of(flow))
+        try:
+            return self._statement(flow, node)
+        except BaseException:
+            # leave the flow as it was before the failed statement
+            del flow.nodes[n_nodes:]
+            flow._names.clear()
+            flow._names.update(names)
+            self._streams[flow] = cached
+            raise
+
+    def _statement(self, flow: Flow, node: exp.Expr) -> Result:
+        if isinstance(node, exp.Select | exp.Union | exp.Subquery):
+            rel = Planner(self, flow).query(node)
+            return Result("select", rel.stream, updating=rel.updating, key=rel.key or None)
+        if isinstance(node, exp.Create):
+            return self._create(node)
+        if isinstance(node, exp.Drop):
+            kind = (node.args.get("kind") or "TABLE").upper()
+            if kind not in ("TABLE", "VIEW"):
+                raise unsupported(f"DROP {kind}", node)
+            for t in node.expressions if node.expressions else [node.this]:
+                self.catalog.drop(t.name, bool(node.args.get("exists")), t)
+            return Result("ddl")
+        if isinstance(node, exp.Insert):
+            return self._insert(flow, node)
+        if isinstance(node, exp.Describe):
+            return Result("describe", text=self.describe(node.this.name, node.this))
+        if isinstance(node, exp.Set):
+            for item in node.expressions:
+                eq = item.this
+                if not isinstance(eq, exp.EQ):
+                    raise unsupported(f"SET {item.sql()}", node)
+                self.settings[eq.this.name] = eq.expression.name
+            return Result("ddl")
+        if isinstance(node, exp.Command):
+            return self._command(flow, node)
+        raise unsupported(f"the statement {node.key.upper()}", node)
+
+    def _command(self, flow: Flow, node: exp.Command) -> Result:
+        word = node.this.upper()
+        rest = node.expression.name if node.expression is not None else ""
+        if word == "SHOW" and rest.strip().upper() in ("TABLES", "VIEWS"):
+            kinds = ViewDef if rest.strip().upper() == "VIEWS" else (TableDef, ViewDef, Registered)
+            names = [n for n in self.catalog.names() if isinstance(self.catalog.entries[n], kinds)]
+            return Result("show", text="\n".join(names))
+        if word == "EXPLAIN":
+            text = rest.strip()
+            for prefix in ("PLAN FOR ",):
+                if text.upper().startswith(prefix):
+                    text = text[len(prefix):]
+            return Result("explain", text=self.explain(text))
+        if word in ("DESC",):
+            return Result("describe", text=self.describe(rest.strip()))
+        if word == "EXECUTE" or word == "BEGIN" or word == "END":
+            raise unsupported(f"{word} STATEMENT SET", node,
+                              "write the INSERT statements one after another in one script")
+        raise unsupported(f"the statement {word} {rest.split()[0] if rest.split() else ''}".strip(),
+                          node)
+
+    def _create(self, node: exp.Create) -> Result:
+        kind = (node.args.get("kind") or "").upper()
+        replace_ = bool(node.args.get("replace"))
+        exists = bool(node.args.get("exists"))
+        if kind == "TABLE":
+            if node.args.get("expression") is not None:
+                raise unsupported("CREATE TABLE ... AS SELECT", node,
+                                  "CREATE TABLE the sink, then INSERT INTO it")
+            self.catalog.add(table_from_ddl(node), exists, replace_, node)
+            return Result("ddl")
+        if kind == "VIEW":
+            props = node.args.get("properties")
+            temporary = bool(props and any(isinstance(p, exp.TemporaryProperty)
+                                           for p in props.expressions))
+            name = node.this.name
+            self.catalog.add(ViewDef(name, node.args["expression"], temporary), exists, replace_,
+                             node)
+            return Result("ddl")
+        if kind == "FUNCTION":
+            raise unsupported("CREATE FUNCTION", node,
+                              "register Python functions with flow.register_function(name, fn)")
+        raise unsupported(f"CREATE {kind}", node)
+
+    def _insert(self, flow: Flow, node: exp.Insert) -> Result:
+        target = node.this
+        columns: list[str] | None = None
+        if isinstance(target, exp.Schema):
+            columns = [c.name for c in target.expressions]
+            target = target.this
+        name = target.name
+        entry = self.catalog.get(name, target)
+        if not isinstance(entry, TableDef):
+            raise error(f"INSERT INTO {name}: {name!r} is a view, not a table with a connector",
+                        target)
+        conn = REGISTRY[entry.connector]
+        if conn.sink is None:
+            raise error(f"INSERT INTO {name}: the {entry.connector!r} connector can only be read",
+                        target)
+        rel = Planner(self, flow).query(node.expression)
+        sink_cols = columns or list(entry.columns)
+        if len(sink_cols) != len(rel.fields):
+            raise error(f"INSERT INTO {name}: the query gives {len(rel.fields)} column(s) "
+                        f"({', '.join(f.name for f in rel.fields)}) but the table takes "
+                        f"{len(sink_cols)} ({', '.join(sink_cols)})", node)
+        if rel.updating and not conn.upsert:
+            raise error(f"INSERT INTO {name}: the query's result is updating (a GROUP BY without "
+                        f"a window) and the {entry.connector!r} connector can only append; "
+                        "write it to a 'sqlite' table with a PRIMARY KEY", node)
+        if rel.updating and entry.connector == "sqlite" and not entry.primary_key:
+            raise error(f"INSERT INTO {name}: an updating result needs PRIMARY KEY (...) NOT "
+                        f"ENFORCED on {name!r} so that each row replaces its key's row", node)
+        exprs = []
+        for f, target_col in zip(rel.fields, sink_cols, strict=True):
+            e = pl.col(f.column)
+            want = entry.columns.get(target_col)
+            if want is not None and rel.schema[f.column] != want:
+                e = e.cast(want, strict=False)
+            exprs.append(e.alias(target_col))
+        opts = entry.table_options()
+        sink = conn.sink(opts)
+        unused = sorted(set(entry.options) - opts.used)
+        if unused:
+            raise ConfigError(f"table {name!r}: option(s) {unused} are not known to the "
+                              f"{entry.connector!r} sink")
+        rel.stream.select(exprs).sink(sink, name=f"{name}")
+        return Result("insert")
+
+    # -- text results ---------------------------------------------------------------------------
+    def describe(self, name: str, node: exp.Expr | None = None) -> str:
+        entry = self.catalog.get(name, node)
+        rows: list[tuple[str, str, str]] = []
+        if isinstance(entry, TableDef):
+            for c, t in entry.columns.items():
+                extra = "*ROWTIME*" if c == entry.rowtime else ""
+                if c in entry.primary_key:
+                    extra = (extra + " PRI").strip()
+                rows.append((c, describe_type(t), extra))
+            for c, e in entry.computed.items():
+                rows.append((c, "", f"AS {e.sql()}"))
+            if entry.proctime:
+                rows.append((entry.proctime, "TIMESTAMP_LTZ(3)", "*PROCTIME* AS PROCTIME()"))
+            if entry.rowtime:
+                rows.append(("", "", f"WATERMARK FOR {entry.rowtime} AS {entry.rowtime} - "
+                                     f"INTERVAL '{entry.delay_ms}' MILLISECOND"))
+        else:
+            from tidal.api.flow import Flow
+
+            rel = Planner(self, Flow("describe")).table(name, node)
+            time = rel.stream.node.time
+            for f in rel.fields:
+                if f.column in ("window_start", "window_end", "window_time") and rel.window:
+                    continue
+                extra = "*ROWTIME*" if time is not None and f.column == time.column else ""
+                rows.append((f.name, describe_type(rel.schema[f.column]), extra))
+        width = max([len(r[0]) for r in rows] + [4])
+        twidth = max([len(r[1]) for r in rows] + [4])
+        lines = [f"{'name':<{width}}  {'type':<{twidth}}  extras"]
+        lines += [f"{a:<{width}}  {b:<{twidth}}  {c}".rstrip() for a, b, c in rows]
+        return "\n".join(lines)
+
+    def explain(self, query: str) -> str:
+        from tidal.api.flow import Flow
+
+        statements = parse(query)
+        if len(statements) != 1:
+            raise SqlError("EXPLAIN takes one query")
+        flow = Flow("explain")
+        result = self._statement(flow, statements[0])
+        lines = []
+        for n in flow.nodes:
+            inputs = ", ".join(i.name for i, _ in n.inputs)
+            what = n.signature or n.kind
+            time = f" time={n.time.column}" if n.time is not None else ""
+            lines.append(f"{n.name} <- [{inputs}] {n.kind}: {what}{time}")
+        if result.kind == "select":
+            lines.append(f"result: {'updating (upserts by ' + ', '.join(result.key or []) + ')' if result.updating else 'append'}")
+        return "\n".join(lines)
+
+
+_sessions: weakref.WeakKeyDictionary[Flow, Session] = weakref.WeakKeyDictionary()
+
+
+def session_for(flow: Flow) -> Session:
+    """The SQL session of ``flow`` (made on first use)."""
+    s = _sessions.get(flow)
+    if s is None:
+        s = _sessions[flow] = Session()
+    return s
