@@ -136,6 +136,31 @@ class Flow:
         self._add(node)
         return Stream(self, node)
 
+    # -- SQL (tidal.sql) -----------------------------------------------------------------------
+    def sql(self, statements: str) -> Any:
+        """Run Flink-dialect SQL against this flow (see docs/sql.md): ``CREATE TABLE``/``VIEW``,
+        ``INSERT INTO`` (adds a sink), ``SHOW TABLES``, ``DESCRIBE``, ``EXPLAIN``. Returns the
+        :class:`Stream` of the last ``SELECT``, the text of SHOW/DESCRIBE/EXPLAIN, or None."""
+        from tidal.sql import execute
+
+        return execute(self, statements)
+
+    def register_table(self, name: str, stream: Stream) -> None:
+        """Make ``stream`` readable from this flow's SQL as table ``name``."""
+        from tidal.sql import session_for
+
+        session_for(self).register_table(name, stream)
+
+    def register_function(self, name: str, fn: Any, *, vectorized: bool = True,
+                          return_type: Any = None) -> None:
+        """Make ``fn`` callable from this flow's SQL as ``name(...)``: with ``vectorized`` it
+        gets Polars Series and returns one; otherwise it is called per row (slow path).
+        ``return_type``: a SQL type name (``'BIGINT'``) or a Polars type."""
+        from tidal.sql import session_for
+
+        session_for(self).register_function(name, fn, vectorized=vectorized,
+                                            return_type=return_type)
+
     # -- running -------------------------------------------------------------------------------
     def executor(
         self, *, clock: Clock | None = None, max_batch_rows: int = 100_000,
