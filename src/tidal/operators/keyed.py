@@ -17,6 +17,7 @@ from tidal.operators.timeattr import TimeAttr
 __all__ = ["KeyState", "RunningAggregate", "RunningReduce", "UpdateState", "WindowReduce"]
 
 LAST = "__last_seen"
+GLOBAL = "__global"
 
 
 class RunningAggregate(Operator):
@@ -34,7 +35,8 @@ class RunningAggregate(Operator):
         ttl_ms: int | None,
     ) -> None:
         super().__init__(name)
-        self.keys = keys
+        self.global_key = not keys  # key_by() with no columns: one key for everything
+        self.keys = keys or [GLOBAL]
         self.time = time
         self.partial, self.merge, self.final = compile_aggs(aggs)
         self.ttl = ttl_ms
@@ -46,6 +48,8 @@ class RunningAggregate(Operator):
         else:
             t = pl.lit(self.ctx.now(), pl.Int64)
         batch = batch.with_columns(t.alias(TIME))
+        if self.global_key:
+            batch = batch.with_columns(pl.lit(0, pl.Int8).alias(GLOBAL))
         partial = batch.group_by(self.keys, maintain_order=True).agg(
             *self.partial, pl.col(TIME).max().alias(LAST)
         )
@@ -61,15 +65,13 @@ class RunningAggregate(Operator):
             )
             rest = self.state.join(partial.select(self.keys), on=self.keys, how="anti")
             self.state = pl.concat([rest, updated])
-        self.emit(updated.select(*self.keys, *self.final))
+        keys = [] if self.global_key else self.keys
+        self.emit(updated.select(*keys, *self.final))
 
     def on_watermark(self, watermark: int) -> None:
         self.watermark = watermark
         if self.ttl is not None and self.state is not None:
             self.state = self.state.filter(pl.col(LAST) + self.ttl > watermark)
-
-    def on_timer(self, now_ms: int) -> None:
-        pass
 
     def snapshot(self) -> Any:
         return {"state": self.state}
