@@ -258,7 +258,7 @@ def check(spec: Spec, events: list[dict[str, Any]], skip: str, batch: int) -> No
     assert got == want
 
 
-SUITE = settings(max_examples=25, deadline=None)
+SUITE = settings(max_examples=20, deadline=None)
 common = dict(events=events_strategy(), skip=st.sampled_from(["no_skip", "skip_past_last"]),
               batch=st.integers(1, 9))
 
@@ -299,7 +299,7 @@ def test_within_matches_the_reference(name: str, events, skip: str, batch: int) 
 
 
 @pytest.mark.parametrize("name", ["mixed", "consecutive", "after_loop", "strict_then", "negated"])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(events=events_strategy(unique_times=True), seed=st.integers(0, 2**16),
        skip=st.sampled_from(["no_skip", "skip_past_last"]), batch=st.integers(1, 6))
 def test_out_of_order_input_gives_the_matches_of_sorted_input(
