@@ -583,3 +583,12 @@ def test_count_distinct_matches_python_sets_across_batches():
     for r in rows:
         want[r["t"] - r["t"] % 1000].add(r["u"])
     assert {r["window_start"]: r["u"] for r in got} == {k: len(v) for k, v in want.items()}
+
+
+def test_running_aggregate_with_one_global_key():
+    flow = td.Flow("global")
+    out = td.sinks.memory()
+    s = flow.source(td.sources.memory([{"x": 1}, {"x": 2}, {"x": 4}]))
+    s.key_by().agg(n=td.agg.count(), total=td.agg.sum("x")).sink(out)
+    flow.run(quiet=True, max_batch_rows=2)
+    assert out.rows == [{"n": 2, "total": 3}, {"n": 3, "total": 7}]
