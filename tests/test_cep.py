@@ -486,3 +486,19 @@ def test_errors_say_what_to_do() -> None:
     untimed = flow.source(td.sources.memory([{"k": "a", "kind": "a"}]), name="untimed")
     with pytest.raises(PlanError, match="has no event time"):
         untimed.key_by("k").match(td.pattern("x", a))
+
+
+def test_docs_snippets_print_what_the_page_shows(tmp_path: Path, monkeypatch) -> None:
+    import contextlib
+    import io
+    import re
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "patterns.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```\n\n```text\n(.*?)```", page, re.S)
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    for code, want in blocks:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, "docs/patterns.md", "exec"), {})
+        assert printed.getvalue() == want
