@@ -124,7 +124,7 @@ class Session:
             kind = (node.args.get("kind") or "TABLE").upper()
             if kind not in ("TABLE", "VIEW"):
                 raise unsupported(f"DROP {kind}", node)
-            for t in node.expressions if node.expressions else [node.this]:
+            for t in node.args.get("tables") or [node.this]:
                 self.catalog.drop(t.name, bool(node.args.get("exists")), t)
             return Result("ddl")
         if isinstance(node, exp.Insert):

@@ -1,0 +1,4 @@
+-- error: SQL error at line 4, column 17: unknown column 'pirce'; did you mean 'price'? (available: auction, bidder, price, dateTime)
+CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3),
+  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) WITH ('connector' = 'nexmark', 'events' = '1000');
+SELECT auction, pirce FROM bid;

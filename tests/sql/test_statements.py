@@ -1,0 +1,100 @@
+"""Statements beyond queries: DDL, SHOW/DESCRIBE/EXPLAIN, INSERT into an upsert sink,
+Python streams as tables, UDFs, and the ``tidal sql`` command."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import polars as pl
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import tidal as td
+from tidal.commands.sql import sql_command
+from tidal.sql import SqlError
+
+BID = """CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3),
+  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND)
+  WITH ('connector' = 'nexmark', 'events' = '5000', 'out-of-order-group' = '10');"""
+
+
+def test_show_describe_explain_view_and_drop(capsys: pytest.CaptureFixture[str]) -> None:
+    flow = td.Flow("ddl")
+    flow.sql(BID + " CREATE TEMPORARY VIEW cheap AS SELECT auction, price FROM bid WHERE price < 100;")
+    assert flow.sql("SHOW TABLES") == "bid\ncheap"
+    text = flow.sql("DESCRIBE bid")
+    assert "dateTime  TIMESTAMP(3)  *ROWTIME*" in text
+    plan = flow.sql("EXPLAIN SELECT auction, COUNT(*) AS n FROM cheap GROUP BY auction")
+    assert "agg[auction]" in plan and plan.endswith("result: updating (upserts by auction)")
+    assert flow.nodes == []  # EXPLAIN plans into a scratch flow
+    flow.sql("DROP VIEW cheap")
+    with pytest.raises(SqlError, match="unknown table 'cheap'"):
+        flow.sql("SELECT * FROM cheap")
+    capsys.readouterr()
+
+
+def test_updating_result_upserts_into_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "out.db"
+    flow = td.Flow("upsert")
+    flow.sql(BID + f"""
+      CREATE TABLE totals (auction BIGINT, n BIGINT, top BIGINT, PRIMARY KEY (auction) NOT ENFORCED)
+        WITH ('connector' = 'sqlite', 'path' = '{db}');
+      INSERT INTO totals SELECT auction, COUNT(*), MAX(price) FROM bid GROUP BY auction;""")
+    flow.run(quiet=True)
+    got = sorted(sqlite3.connect(db).execute("SELECT auction, n, top FROM totals").fetchall())
+    from tidal.nexmark import NexmarkConfig, generate_bids
+    bids = generate_bids(NexmarkConfig(events=5000, out_of_order_group=10), 0, 5000)
+    want = bids.group_by("auction").agg(pl.len().cast(pl.Int64), pl.col("price").max()).sort("auction")
+    assert got == [tuple(r) for r in want.iter_rows()]
+
+
+def test_python_stream_as_table_and_udfs() -> None:
+    flow = td.Flow("mix")
+    events = flow.source(td.sources.memory([{"user": "ann", "n": 3, "t": 1000},
+                                             {"user": "bob", "n": 5, "t": 2000}]), timestamp="t")
+    flow.register_table("events", events.filter(pl.col("n") > 0))
+    flow.register_function("twice", lambda s: s * 2, return_type="BIGINT")
+    flow.register_function("shout", lambda s: s.upper() + "!", vectorized=False, return_type="STRING")
+    out = td.sinks.memory()
+    flow.sql("SELECT shout(`user`) AS u, twice(n) AS n2 FROM events WHERE n BETWEEN 3 AND 4").sink(out)
+    flow.run(quiet=True)
+    assert out.rows == [{"u": "ANN!", "n2": 6}]
+
+
+def test_failed_statement_leaves_the_flow_unchanged() -> None:
+    flow = td.Flow("rollback")
+    flow.sql(BID)
+    with pytest.raises(SqlError):
+        flow.sql("SELECT auction, nope FROM bid")
+    assert flow.nodes == []
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("sql")(sql_command)
+    app.command("noop")(lambda: None)
+    return app
+
+
+def test_tidal_sql_prints_json_lines_and_ends_on_bounded_input(tmp_path: Path) -> None:
+    script = tmp_path / "q.sql"
+    script.write_text(BID + """
+      SELECT window_start, COUNT(*) AS n FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`),
+        INTERVAL '100' MILLISECOND)) GROUP BY window_start, window_end;""")
+    result = CliRunner().invoke(_app(), ["sql", str(script)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sum(r["n"] for r in rows) == 4600 and len(rows) == 5
+    csv = CliRunner().invoke(_app(), ["sql", "--format", "csv", "-e", BID + " SELECT COUNT(*) AS n "
+                                      "FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), "
+                                      "INTERVAL '1' SECOND)) GROUP BY window_start, window_end"])
+    assert csv.stdout == "n\n4600\n"
+
+
+def test_tidal_sql_reports_errors_with_position() -> None:
+    result = CliRunner().invoke(_app(), ["sql", "-e", "SELECT a FROM nowhere"])
+    assert result.exit_code == 1
+    assert "SQL error at line 1, column 15: unknown table 'nowhere'" in result.output
