@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -99,7 +98,7 @@ def write(self, *args, **kwargs):
 ckpt.CheckpointStore.write = write
 
 def slow(frame):
-    time.sleep(0.01)
+    time.sleep(0.02)
     return frame
 
 flow = td.Flow("pgchaos")
@@ -117,7 +116,7 @@ print("finished", flush=True)
 
 
 def test_kill_and_restart_ends_with_exactly_the_correct_table(postgres_dsn: str, uid: str,
-                                                              tmp_path: Path) -> None:
+                                                              tmp_path: Path, kill_run) -> None:  # type: ignore[no-untyped-def]
     keys, events = 20, 6_000
     rng = np.random.default_rng(3)
     frame = pl.DataFrame({"k": [f"k{i:02d}" for i in rng.integers(0, keys, events)],
@@ -134,21 +133,17 @@ def test_kill_and_restart_ends_with_exactly_the_correct_table(postgres_dsn: str,
     pick = random.Random(5)
     kills, restored, outcome = 0, [], ""
     for attempt in range(25):
-        env = {**os.environ, "TIDAL_PG_SELF_KILL": "0.02" if attempt < 12 else "0"}
-        proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), postgres_dsn, table],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            out, err = proc.communicate(timeout=pick.uniform(1.2, 2.2) if attempt < 12 else 120)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
+        env = {**os.environ, "TIDAL_PG_SELF_KILL": "0.02" if attempt < 6 else "0"}
+        code, out, err = kill_run([sys.executable, str(script), str(tmp_path), postgres_dsn, table],
+                                  pick.uniform(0.2, 0.6) if attempt < 6 else None, env=env)
         restored += [int(line.split()[1]) for line in out.splitlines() if line.startswith("started")]
-        if proc.returncode == 0:
+        if code == 0:
             outcome = "finished"
             break
-        assert proc.returncode == -signal.SIGKILL, err
+        assert code == -signal.SIGKILL, err
         kills += 1
     assert outcome == "finished"
+    print(f"kills={kills} restored={restored}")
     assert kills >= 5, f"killed only {kills} times"
     assert any(r > 0 for r in restored), "never restarted from a checkpoint"
     running = pl.DataFrame(fetch(postgres_dsn, f"SELECT k, count, seq FROM {table}_running"),

@@ -66,7 +66,7 @@ def _connect(host: str, port: int, client_id: str, clean_session: bool, timeout:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    error = SourceError if what == "source" else SinkError
+    error = SourceError if what.startswith("source") else SinkError
     where = f"MQTT broker at {host}:{port}"
     deadline = time.monotonic() + timeout
     protocols = [mqtt.MQTTv311] if (host, port) in _V311_ONLY else [mqtt.MQTTv5, mqtt.MQTTv311]
@@ -199,7 +199,7 @@ class _MqttPartition(SourcePartition):
         self.generation = 0
         self.matches = _paho().topic_matches_sub
         self.client = _connect(src.host, src.port, client_id, src.clean_session,
-                               src.connect_timeout, "source", on_message=self._on_message,
+                               src.connect_timeout, f"source {ctx.source!r}", on_message=self._on_message,
                                username=src.username, password=src.password)
         self.client.on_connect = self._on_connect
         self.suback = threading.Event()
@@ -390,7 +390,7 @@ class MqttSink(Sink):
 
     def open(self, ctx: SinkContext) -> None:
         self.client = _connect(self.host, self.port, self.client_id or "", True,
-                               self.connect_timeout, "sink", username=self.username,
+                               self.connect_timeout, f"sink {ctx.sink!r}", username=self.username,
                                password=self.password)
 
     def _payloads(self, batch: pl.DataFrame) -> list[bytes]:
@@ -437,6 +437,6 @@ class MqttSink(Sink):
             try:
                 self.flush()
             finally:
-                self.client.disconnect()  # queued after pending acks; the loop sends both, then ends
+                self.client.disconnect()
                 self.client.loop_stop()
                 self.client = None
