@@ -346,6 +346,16 @@ def test_one_or_more_before_a_step_matches_like_flink() -> None:
     assert ids(run_match(ev("b b b c"), p, "skip_past_last")) == [[0, 1, 2, 3]]
 
 
+def test_one_global_key() -> None:
+    flow = td.Flow("global")
+    rows = [{"x": x, "t": t} for t, x in enumerate([1, 5, 2, 1, 2])]
+    s = flow.source(td.sources.memory(rows), timestamp="t")
+    out = td.sinks.memory()
+    s.key_by().match(td.pattern("a", pl.col("x") == 1).next("b", pl.col("x") == 2)).sink(out)
+    flow.run(quiet=True, max_batch_rows=1, dead_letters_to_log=False)
+    assert [(r["match_start"], r["match_end"]) for r in out.rows] == [(3, 4)]
+
+
 def test_within_bounds_the_match() -> None:
     p = td.pattern("x", COND["a"][0]).followed_by("y", COND["b"][0]).within("2s")
     assert ids(run_match(ev("a d b"), p)) == []        # b at +2 s: too late

@@ -179,7 +179,7 @@ class PatternMatcher(Operator):
             self.candidates.append(cands)
         if self.strict:
             rest = ~keep if on_time is None else on_time & ~keep
-            others = batch.select(*self.keys).with_columns(t, seq).filter(rest)
+            others = pl.DataFrame([*(batch.get_column(k) for k in self.keys), t, seq]).filter(rest)
             if others.height:
                 self.others.append(others)
 
