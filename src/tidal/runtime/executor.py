@@ -126,11 +126,39 @@ class Executor:
         self.checkpoint_count = 0
         self.savepoint_requested: threading.Event = threading.Event()
         self._origin: tuple[str, str, Any] | None = None
+        self._opened_sinks: set[str] = set()
         self.last_savepoint: Path | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def open(self, positions: dict[str, dict[str, Any]] | None = None) -> None:
-        """Create operators, open sinks and source partitions (at ``positions`` if given)."""
+        """Create operators, open sinks and source partitions (at ``positions`` if given).
+
+        If anything fails to open, what was already opened is closed again (connections,
+        files, the checkpoint directory's lock) before the error propagates."""
+        try:
+            self._open(positions)
+        except BaseException:
+            self._close_opened()
+            raise
+
+    def _close_opened(self) -> None:
+        for readers in self.readers.values():
+            for r in readers:
+                try:
+                    r.reader.close()
+                except Exception:  # noqa: BLE001 - best effort while failing already
+                    pass
+        for node in self.nodes:
+            if node.kind == "sink" and node.name in self._opened_sinks:
+                try:
+                    node.sink.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        self.dead.close()
+        if self.store is not None:
+            self.store.unlock()
+
+    def _open(self, positions: dict[str, dict[str, Any]] | None) -> None:
         if not self.flow.nodes:
             raise PlanError(f"flow {self.flow.name!r} has no steps; add a source and a sink")
         if not any(n.kind == "sink" for n in self.nodes):
@@ -162,6 +190,7 @@ class Executor:
             elif node.kind == "sink":
                 exactly_once = self.store is not None and isinstance(node.sink, TransactionalSink)
                 node.sink.open(SinkContext(self.flow.name, node.name, exactly_once))
+                self._opened_sinks.add(node.name)
                 if exactly_once:
                     self.pending[node] = []
             else:
@@ -264,7 +293,8 @@ class Executor:
 
     def _open_source(self, node: Node, positions: dict[str, Any] | None, now: int) -> None:
         src = node.source
-        readers = []
+        readers: list[PartitionReader] = []
+        self.readers[node] = readers  # filled as partitions open, so a failure can close them
         for part in src.partitions():
             ctx = SourceContext(
                 self.flow.name, node.name, part,
@@ -281,7 +311,6 @@ class Executor:
                 node.name, part, reader, opts["timestamp"], opts["watermark"], opts["schema"],
                 opts["processing_time"], self._source_dead_letter(node), now,
             ))
-        self.readers[node] = readers
 
     def _source_dead_letter(self, node: Node) -> Callable[..., None]:
         def reject(rows: pl.DataFrame, reason: str, **where: Any) -> None:
