@@ -592,3 +592,22 @@ def test_running_aggregate_with_one_global_key():
     s.key_by().agg(n=td.agg.count(), total=td.agg.sum("x")).sink(out)
     flow.run(quiet=True, max_batch_rows=2)
     assert out.rows == [{"n": 2, "total": 3}, {"n": 3, "total": 7}]
+
+
+def test_late_side_output_of_dedupe_and_pattern_match():
+    from tidal.testing import Harness
+
+    h = Harness(timestamp="t", schema={"k": pl.String, "t": pl.Int64, "v": pl.Int64})
+    deduped = h.stream.dedupe("k", within="10s")
+    matched = h.stream.key_by("k").match(
+        td.pattern("a", pl.col("v") == 1).followed_by("b", pl.col("v") == 2).within("1m"))
+    late_dedupe, late_match = h.collect(deduped.late()), h.collect(matched.late())
+    h.collect(deduped)
+    h.collect(matched)
+    h.add({"k": "x", "t": 5_000, "v": 1})
+    h.advance_watermark(20_000)
+    h.add({"k": "y", "t": 1_000, "v": 2})
+    assert late_dedupe.take() == [{"k": "y", "t": 1_000, "v": 2}]
+    assert late_match.take() == [{"k": "y", "t": 1_000, "v": 2}]
+    with pytest.raises(td.errors.PlanError, match="drops no late events"):
+        h.stream.select("k").late()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["KeyedStream", "Stream", "WindowedStream"]
 
 IntoExpr = pl.Expr | str
+_LATE_KINDS = {"window", "join", "top_k", "dedupe", "match"}
 
 
 class Stream:
@@ -228,15 +229,20 @@ class Stream:
         )
 
     def late(self) -> Stream:
-        """The events a windowed aggregation rejected as too late (its side output)."""
-        if self.node.kind != "window":
+        """The events an event-time step rejected as too late (its side output): window
+        aggregations, joins, ``top_k``, ``dedupe`` and pattern matches."""
+        if self.node.kind not in _LATE_KINDS:
             raise PlanError(
                 f"late() at {caller_location()}: step {self.name!r} is a {self.node.kind}, "
-                "not a window aggregation; call late() on the result of .window(...).agg(...)"
+                "which drops no late events; call late() on the result of "
+                ".window(...).agg(...), a join, top_k, dedupe or match"
             )
-        upstream = self.node.inputs[0][0]
+        inputs = self.node.inputs
+        upstream = inputs[0][0]
+        same = all(up.schema == upstream.schema and up.time == upstream.time for up, _ in inputs)
         return self._then("late", f"{self.name}.late", lambda n: Passthrough(n),
-                          schema=upstream.schema, time=upstream.time,
+                          schema=upstream.schema if same else None,
+                          time=upstream.time if same else None,
                           inputs=[(self.node, "late")])
 
     # -- sinks ----------------------------------------------------------------------------------
