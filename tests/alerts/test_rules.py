@@ -123,6 +123,7 @@ def test_absence_fires_when_the_watermark_passes_last_seen_plus_after():
     h = Harness(timestamp="t", schema={"device": pl.String, "t": pl.Int64})
     ch = Recorder()
     r = td.alerts.absent(h.stream, key="device", after="60s", channels=[ch])
+    events = h.collect(r.events)
     assert r.name == "absent-device" and r.kind == "absence"
     h.add({"device": "d1", "t": 1_000}, {"device": "d2", "t": 5_000})
     h.advance_watermark(60_999)
@@ -134,12 +135,27 @@ def test_absence_fires_when_the_watermark_passes_last_seen_plus_after():
     assert ch.take() == []
     h.add({"device": "d1", "t": 101_000})  # d1 is back
     assert ch.take() == [("resolved", "device=d1", 101_000, False)]
+    firing, resolved = events.rows
+    assert (firing["value"], resolved["value"]) == (60.0, 100.0)  # seconds of silence
     h.advance_watermark(121_999)
     assert ch.take() == []
     h.advance_watermark(122_000)  # now d2 has been silent since 62 s
     assert ch.take() == [("firing", "device=d2", 122_000, False)]
     h.finish()  # the final +inf watermark is the end of input, not time passing
     assert ch.take() == []
+
+
+def test_absence_without_key_watches_the_whole_stream():
+    h = Harness(timestamp="t", schema={"device": pl.String, "t": pl.Int64})
+    ch = Recorder()
+    r = td.alerts.absent(h.stream, after="10s", channels=[ch])
+    assert r.name == "absent"
+    h.add({"device": "d1", "t": 0})
+    h.add({"device": "d2", "t": 5_000})
+    h.advance_watermark(15_000)
+    assert ch.take() == [("firing", "", 15_000, False)]
+    h.add({"device": "d1", "t": 16_000})
+    assert ch.take() == [("resolved", "", 16_000, False)]
 
 
 def test_rate_of_change_per_second_and_relative():

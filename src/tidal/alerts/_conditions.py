@@ -231,31 +231,41 @@ class Ewma(Condition):
 @dataclass(frozen=True)
 class Absence(Condition):
     """Active for a key once event time (the watermark) passes its last row + ``after_ms``;
-    the key's next row resolves it. The sample value is the key's last-seen time."""
+    the key's next row resolves it. Sample values are silences in seconds."""
 
     after_ms: int
     kind = "absence"
 
     def evaluate(self, frame: pl.DataFrame, keys: list[str], state: State) -> tuple[pl.DataFrame, State]:
-        seen = frame.group_by(keys, maintain_order=True).agg(pl.col(T).max()) if keys \
-            else frame.select(pl.col(T).max())
-        seen = seen.filter(pl.col(T).is_not_null())
-        merged = seen if state is None else (
-            pl.concat([state, seen], how="vertical_relaxed")
-            .group_by(keys, maintain_order=True).agg(pl.col(T).max()) if keys
-            else pl.concat([state, seen], how="vertical_relaxed").select(pl.col(T).max()))
-        samples = seen.with_columns(pl.lit(False).alias(ACTIVE),
-                                    pl.col(T).cast(pl.Float64).alias(VALUE))
+        first = "__alert_first"
+        aggs = [pl.col(T).min().alias(first), pl.col(T).max()]
+        seen = (frame.group_by(keys, maintain_order=True).agg(aggs) if keys
+                else frame.select(aggs)).filter(pl.col(T).is_not_null())
+        if state is None:
+            merged = seen.select(*keys, T)
+            gap = pl.lit(None, pl.Float64)
+        else:
+            prev = "__alert_prev"
+            seen = seen.join(state.rename({T: prev}), on=keys, how="left") if keys \
+                else seen.with_columns(pl.lit(state[T].max() if state.height else None).alias(prev))
+            gap = (pl.col(first) - pl.col(prev)) / 1000
+            both = pl.concat([state, seen.select(*keys, T)], how="vertical_relaxed")
+            merged = (both.group_by(keys, maintain_order=True).agg(pl.col(T).max()) if keys
+                      else both.select(pl.col(T).max()))
+        # a returning key's sample carries how long it was silent, in seconds
+        samples = seen.select(*keys, T, pl.lit(False).alias(ACTIVE), gap.alias(VALUE))
         return samples, merged
 
     def expired(self, state: State, previous_wm: int, watermark: int) -> pl.DataFrame | None:
-        """Samples for the keys whose silence passed ``after_ms`` between the watermarks."""
+        """Samples for the keys whose silence passed ``after_ms`` between the watermarks
+        (the value: the silence so far, in seconds)."""
         if state is None or not state.height:
             return None
         due = pl.col(T) + self.after_ms
         out = state.filter((due > previous_wm) & (due <= watermark))
         return out.select(*[c for c in state.columns if c != T], due.alias(T),
-                          pl.lit(True).alias(ACTIVE), pl.col(T).cast(pl.Float64).alias(VALUE))
+                          pl.lit(True).alias(ACTIVE),
+                          pl.lit(self.after_ms / 1000, pl.Float64).alias(VALUE))
 
     def describe(self) -> str:
         return f"no rows for {self.after_ms} ms of event time"

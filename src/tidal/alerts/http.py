@@ -16,7 +16,7 @@ The answer::
 
 >>> import polars as pl, tidal as td
 >>> flow = td.Flow("doc")
->>> _ = td.alerts.rule("big", flow.source(td.sources.memory([])), pl.col("x") > 1)
+>>> _ = td.alerts.rule("big", flow.source(td.sources.memory([{"x": 0}])), pl.col("x") > 1)
 >>> alerts_state(flow)["rules"][0]["condition"]
 '[(col("x")) > (dyn int: 1)]'
 """
