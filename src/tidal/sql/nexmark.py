@@ -21,12 +21,17 @@ _COLUMNS = {
 
 def ddl(events: int = 0, rate: float = 10_000, generators: int = 1, out_of_order_group: int = 1,
         seed: int = 0, event_id: bool = False, kinds: tuple[str, ...] = ("person", "auction", "bid"),
-        ) -> str:
+        columns: dict[str, list[str]] | None = None) -> str:
     """``CREATE TABLE person/auction/bid`` over one Nexmark stream, each with Flink's watermark
-    ``dateTime - INTERVAL '4' SECOND``; ``event_id=True`` adds the arrival position."""
+    ``dateTime - INTERVAL '4' SECOND``; ``event_id=True`` adds the arrival position;
+    ``columns`` declares only some columns of a view (the generator builds only those)."""
     out = []
     for kind in kinds:
-        cols = _COLUMNS[kind] + (", event_id BIGINT" if event_id else "")
+        cols = _COLUMNS[kind]
+        if columns and kind in columns:
+            keep = set(columns[kind]) | {"dateTime"}
+            cols = ", ".join(c for c in cols.split(", ") if c.split()[0].strip("`") in keep)
+        cols += ", event_id BIGINT" if event_id else ""
         out.append(
             f"CREATE TABLE {kind} (\n  {cols},\n"
             "  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND\n"
