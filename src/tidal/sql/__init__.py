@@ -7,7 +7,7 @@
 ...     WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND)
 ...   WITH ('connector' = 'nexmark', 'events' = '1000')''')
 >>> out = td.sinks.memory()
->>> flow.sql("SELECT auction, price FROM bid WHERE auction % 123 = 0").sink(out)
+>>> flow.sql("SELECT auction, price FROM bid WHERE auction % 7 = 0").sink(out)
 >>> _ = flow.run(quiet=True)
 >>> out.frame().columns
 ['auction', 'price']
