@@ -44,6 +44,14 @@ def run(
     checkpoint_interval: Annotated[str, typer.Option(help="How often to checkpoint.")] = "10s",
     from_savepoint: Annotated[Path | None, typer.Option(
         help="Start from this savepoint (needs --checkpoint-dir).")] = None,
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Also serve views, SQL, push, metrics and ingestion over HTTP.")] = False,
+    host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: HTTP port.")] = 8080,
+    token: Annotated[str | None, typer.Option(
+        envvar="TIDAL_TOKEN", help="With --serve: require 'Authorization: Bearer TOKEN'.")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="With --serve: TLS certificate (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="With --serve: TLS private key (PEM).")] = None,
 ) -> None:
     """Run a pipeline file. If the file builds a flow without running it, tidal runs it."""
     from tidal.api.flow import Flow, run_defaults
@@ -55,6 +63,17 @@ def run(
         typer.echo("tidal run: --from-savepoint needs --checkpoint-dir", err=True)
         raise typer.Exit(2)
     run_defaults.update(quiet=quiet, max_batch_rows=max_batch_rows)
+    if serve:
+        from tidal.errors import ConfigError
+        from tidal.serve.runner import check_options
+
+        try:
+            check_options(host, token, tls_cert, tls_key)
+        except ConfigError as exc:
+            typer.echo(f"tidal run: {exc}", err=True)
+            raise typer.Exit(2) from None
+        run_defaults.update(serve=True, host=host, port=port, token=token, tls_cert=tls_cert,
+                            tls_key=tls_key)
     if checkpoint_dir is not None:
         run_defaults.update(checkpoint_dir=checkpoint_dir, checkpoint_interval=checkpoint_interval,
                             restore_from=from_savepoint)

@@ -73,10 +73,12 @@ class View:
 
     - ``keys``: the columns identifying a row; with ``windows``, ``window_start`` too;
     - ``windows``: keep only the rows of the last ``windows`` distinct ``window_start``
-      values (over the whole view, so a key seen only in older windows disappears).
+      values (over the whole view, so a key seen only in older windows disappears);
+    - ``schema``: the stream's columns when known before running (an empty view has them).
     """
 
-    def __init__(self, name: str, keys: list[str], windows: int | None = None) -> None:
+    def __init__(self, name: str, keys: list[str], windows: int | None = None,
+                 schema: pl.Schema | None = None) -> None:
         if not keys:
             raise PlanError(f"view {name!r}: give at least one key column, e.g. key='card'")
         if windows is not None and windows < 1:
@@ -86,7 +88,7 @@ class View:
         self.windows = windows
         self.row_keys = [*self.keys, WINDOW_COLUMN] if windows is not None else list(self.keys)
         """Columns identifying one row (the keys, plus ``window_start`` when windowed)."""
-        self.frame = pl.DataFrame()
+        self.frame = pl.DataFrame(schema=schema)
         self.seq = 0
         self.updated_ms = 0
         self._lock = threading.Lock()
@@ -117,6 +119,7 @@ class View:
         if old.height == 0:
             new = latest
         else:
+            old, latest = _common_key_types(old, latest, self.row_keys)
             kept = old.join(latest.select(self.row_keys), on=self.row_keys, how="anti",
                             nulls_equal=True, maintain_order="left")
             new = pl.concat([kept, latest], how="diagonal_relaxed")
@@ -228,9 +231,9 @@ class ViewOperator(Operator):
     stateful = True
 
     def __init__(self, name: str, view_name: str, keys: list[str], windows: int | None,
-                 views: ViewRegistry | None = None) -> None:
+                 views: ViewRegistry | None = None, schema: pl.Schema | None = None) -> None:
         super().__init__(name)
-        self.view = View(view_name, keys, windows)
+        self.view = View(view_name, keys, windows, schema)
         self.views = registry if views is None else views
         self.views.add(self.view)
 
@@ -270,7 +273,9 @@ def plan_view(stream: Stream, name: str, key: str | list[str] | tuple[str, ...],
     row_keys = [*keys, WINDOW_COLUMN] if windows is not None else keys
     check_columns(f"to_view {name!r}", where, row_keys, stream.schema)
     label = f"view[{','.join(row_keys)}]" + (f"(windows={windows})" if windows else "")
-    out = stream._then("view", label, lambda step: ViewOperator(step, name, keys, windows),
+    schema = stream.schema
+    out = stream._then("view", label,
+                       lambda step: ViewOperator(step, name, keys, windows, schema=schema),
                        schema=stream.schema, name=name, stateful=True, where=where,
                        signature=label)
     # A flow must end in a sink, and a view is one: this lets a flow whose only output is
@@ -291,3 +296,17 @@ class _ViewEnd(Sink):
 
     def write(self, batch: pl.DataFrame) -> None:
         pass
+
+
+def _common_key_types(old: pl.DataFrame, new: pl.DataFrame,
+                      keys: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    # Batches without a declared schema may type a key differently (an all-null batch is
+    # Null, a later one Int64 where earlier ones were Int32): join on the common supertype.
+    for c in keys:
+        a, b = old.schema[c], new.schema[c]
+        if a != b:
+            common = pl.concat([old.select(c).head(0), new.select(c).head(0)],
+                               how="vertical_relaxed").schema[c]
+            old = old.with_columns(pl.col(c).cast(common))
+            new = new.with_columns(pl.col(c).cast(common))
+    return old, new

@@ -110,7 +110,9 @@ class SqlEngine:
                     f"{kind.name} statement"
                 )
             for view in self.views.all():
-                cursor.register(view.name, view.frame.to_arrow())
+                frame = view.frame
+                cursor.register(view.name, frame.to_arrow() if frame.width else pa.table(
+                    {k: pa.array([], pa.null()) for k in view.row_keys}))
             timer = threading.Timer(self.timeout_s, cursor.interrupt)
             timer.start()
             try:
