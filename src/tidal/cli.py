@@ -11,6 +11,7 @@ import typer
 
 from tidal import __version__
 from tidal.commands import deadletters_app, topics_app
+from tidal.commands.sql import sql_command
 
 __all__ = ["app"]
 
@@ -145,6 +146,7 @@ def serve(
 checkpoints_app = typer.Typer(help="Inspect checkpoint directories.", no_args_is_help=True)
 app.add_typer(checkpoints_app, name="checkpoints")
 app.add_typer(topics_app, name="topics")
+app.command("sql")(sql_command)
 app.add_typer(deadletters_app, name="deadletters")
 
 
