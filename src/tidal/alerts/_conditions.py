@@ -253,7 +253,8 @@ class Absence(Condition):
             merged = (both.group_by(keys, maintain_order=True).agg(pl.col(T).max()) if keys
                       else both.select(pl.col(T).max()))
         # a returning key's sample carries how long it was silent, in seconds
-        samples = seen.select(*keys, T, pl.lit(False).alias(ACTIVE), gap.alias(VALUE))
+        samples = seen.select(*keys, pl.col(first).alias(T), pl.lit(False).alias(ACTIVE),
+                              gap.alias(VALUE))
         return samples, merged
 
     def expired(self, state: State, previous_wm: int, watermark: int) -> pl.DataFrame | None:
