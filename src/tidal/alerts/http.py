@@ -59,6 +59,7 @@ def alerts_state(source: Any, history: int = HISTORY_LIMIT) -> dict[str, Any]:
             transitions.extend(r.history())
             for c in r.channels:
                 channels[id(c)] = c
+    transitions.reverse()  # newest first, also among transitions at the same time
     transitions.sort(key=lambda t: t["at"], reverse=True)
     live = [a for r in described for a in r["alerts"]]
     return {
