@@ -29,12 +29,12 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio.to_thread
 import polars as pl
 from fastapi import APIRouter
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -96,9 +96,14 @@ class Feed:
 
 
 async def events(
-    feed: Feed, views: ViewRegistry, stopping: threading.Event
+    feed: Feed, views: ViewRegistry, stopping: threading.Event,
+    gone: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[tuple[str, int | None, str]]:
-    """``(type, seq, json)`` of every event for ``feed``: snapshot, changes, maybe end."""
+    """``(type, seq, json)`` of every event for ``feed``: snapshot, changes, maybe end.
+
+    Stops without an event as soon as ``gone()`` says the client left (checked whenever
+    no change came for half a second), so a closed connection frees its feed promptly.
+    """
     view = feed.view
     rows = await _encode(feed.snapshot)
     yield "snapshot", feed.seq, (
@@ -113,6 +118,8 @@ async def events(
             quiet = 0.0
             yield "change", change.seq, await _change_json(view.name, change)
             continue
+        if gone is not None and await gone():
+            return
         reason = _ended(feed, views, stopping)
         if reason is not None:
             yield "end", None, json.dumps({"type": "end", "view": view.name, "reason": reason})
@@ -164,7 +171,7 @@ def push_router(views: ViewRegistry, stopping: threading.Event, *,
         responses={200: {"content": {"text/event-stream": {}},
                          "description": "snapshot, then every change in order"}},
     )
-    async def changes(name: str) -> StreamingResponse:
+    async def changes(name: str, request: Request) -> StreamingResponse:
         """Server-Sent Events: ``snapshot`` (all rows), then one ``change`` event per change
         with consecutive ``id`` (the sequence number)."""
         view = view_or_404(views, name)
@@ -172,7 +179,8 @@ def push_router(views: ViewRegistry, stopping: threading.Event, *,
 
         async def stream() -> AsyncIterator[str]:
             try:
-                async for kind, seq, text in events(feed, views, stopping):
+                async for kind, seq, text in events(feed, views, stopping,
+                                                    request.is_disconnected):
                     if kind == "heartbeat":
                         yield ": keep-alive\n\n"
                         continue
@@ -216,8 +224,12 @@ def websocket_router(views: ViewRegistry, stopping: threading.Event, token: str 
         await websocket.accept(subprotocol=WS_SUBPROTOCOL if WS_SUBPROTOCOL in offered else None)
         feed = Feed(view, max_pending=max_pending)
         receiver = asyncio.create_task(_drain(websocket))
+
+        async def gone() -> bool:
+            return receiver.done()
+
         try:
-            async for kind, _, text in events(feed, views, stopping):
+            async for kind, _, text in events(feed, views, stopping, gone):
                 if receiver.done():
                     return  # the client left
                 if kind == "heartbeat":
