@@ -34,6 +34,14 @@ def to_polars(batch: Any) -> pl.DataFrame:
     raise TypeError(f"a source returned {type(batch).__name__}; expected a DataFrame or Arrow data")
 
 
+def _cast(column: str, have: pl.DataType, want: pl.DataType) -> pl.Expr:
+    """``column`` as type ``want``, null where a value does not convert (ISO 8601 text for
+    datetimes and dates)."""
+    if have == pl.String and want.is_temporal() and not isinstance(want, pl.Duration | pl.Time):
+        return parse_iso8601(column).cast(want, strict=False).alias(column)
+    return pl.col(column).cast(want, strict=False).alias(column)
+
+
 class PartitionReader:
     """One open source partition plus its event-time bookkeeping."""
 
@@ -105,7 +113,7 @@ class PartitionReader:
         missing = [c for c in self.schema if c not in batch.columns]
         if missing:
             batch = batch.with_columns(pl.lit(None).alias(c) for c in missing)
-        casts = [pl.col(c).cast(t, strict=False).alias(c) for c, t in self.schema.items()]
+        casts = [_cast(c, batch.schema[c], t) for c, t in self.schema.items()]
         cast = batch.with_columns(casts)
         rejected = pl.zeros(batch.height, pl.Boolean, eager=True)
         for c, t in self.schema.items():

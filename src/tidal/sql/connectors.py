@@ -5,7 +5,7 @@ declared columns into a tidal source and/or sink. Adding a connector touches onl
 module: call :func:`register`.
 
 >>> sorted(REGISTRY)
-['blackhole', 'datagen', 'filesystem', 'log', 'nexmark', 'print', 'sqlite']
+['blackhole', 'datagen', 'delta', 'filesystem', 'jdbc', 'kafka', 'log', 'mqtt', 'nexmark', 'print', 'redis', 'sqlite', 'upsert-kafka']
 """
 
 from __future__ import annotations
@@ -251,6 +251,137 @@ class _Datagen(Source):
         return True
 
 
+# -- external systems (Flink's option names where Flink has the connector) ------------------
+def _properties(t: TableOptions) -> dict[str, str]:
+    """``'properties.*'`` options, passed through to the client (SASL, TLS, ...)."""
+    out = {}
+    for k, v in t.options.items():
+        if k.startswith("properties.") and k not in ("properties.bootstrap.servers",
+                                                      "properties.group.id"):
+            t.used.add(k)
+            out[k.removeprefix("properties.")] = v
+    return out
+
+
+_KAFKA_FORMATS = {"json": "json", "csv": "csv", "raw": "text", "avro": "avro"}
+
+
+def _kafka_format(t: TableOptions) -> str:
+    fmt = t.get("format") or t.get("value.format") or "json"
+    if fmt not in _KAFKA_FORMATS:
+        raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of "
+                          f"{', '.join(_KAFKA_FORMATS)}")
+    return _KAFKA_FORMATS[fmt]
+
+
+def _kafka_source(t: TableOptions) -> Source:
+    from tidal import sources
+
+    mode = t.get("scan.startup.mode", "group-offsets") or "group-offsets"
+    start: Any = {"earliest-offset": "earliest", "latest-offset": "latest",
+                  "group-offsets": "committed"}.get(mode)
+    if mode == "timestamp":
+        start = t.integer("scan.startup.timestamp-millis", 0)
+    elif start is None:
+        raise ConfigError(f"table {t.table!r}: 'scan.startup.mode' = {mode!r} is not one of "
+                          "earliest-offset, latest-offset, group-offsets, timestamp")
+    group = t.get("properties.group.id")
+    if start == "committed" and group is None:
+        start = "earliest"
+    bounded = (t.get("scan.bounded.mode", "unbounded") or "unbounded") == "latest-offset"
+    return sources.kafka(t.need("topic", "events").split(";"),
+                         bootstrap_servers=t.need("properties.bootstrap.servers", "localhost:9092"),
+                         group=group, start=start, format=_kafka_format(t),  # type: ignore[arg-type]
+                         schema=dict(t.columns) if _kafka_format(t) == "csv" else None,
+                         bounded=bounded, properties=_properties(t))
+
+
+def _kafka_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    guarantee = t.get("sink.delivery-guarantee", "exactly-once") or "exactly-once"
+    if guarantee not in ("exactly-once", "at-least-once"):
+        raise ConfigError(f"table {t.table!r}: 'sink.delivery-guarantee' must be "
+                          "'exactly-once' or 'at-least-once'")
+    key = t.get("key.fields") or (t.primary_key[0] if len(t.primary_key) == 1 else None)
+    return sinks.kafka(t.need("topic", "results"),
+                       bootstrap_servers=t.need("properties.bootstrap.servers", "localhost:9092"),
+                       key=key, format=_kafka_format(t),  # type: ignore[arg-type]
+                       properties=_properties(t), delivery=guarantee)  # type: ignore[arg-type]
+
+
+def _mqtt_source(t: TableOptions) -> Source:
+    from tidal import sources
+
+    return sources.mqtt(t.need("topic", "sensors/#").split(";"), host=t.get("host", "localhost") or "localhost",
+                        port=t.integer("port", 1883), qos=t.integer("qos", 1),
+                        client_id=t.get("client-id"), topic_columns=t.get("topic-columns"),
+                        format=t.get("format", "json") or "json",  # type: ignore[arg-type]
+                        username=t.get("username"), password=t.get("password"))
+
+
+def _mqtt_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    return sinks.mqtt(t.need("topic", "alerts/{device}"), host=t.get("host", "localhost") or "localhost",
+                      port=t.integer("port", 1883), qos=t.integer("qos", 1),
+                      format=t.get("format", "json") or "json",  # type: ignore[arg-type]
+                      username=t.get("username"), password=t.get("password"))
+
+
+def _dsn(t: TableOptions) -> str:
+    url = t.need("url", "jdbc:postgresql://localhost:5432/db")
+    dsn = url.removeprefix("jdbc:")
+    if not dsn.startswith("postgresql://"):
+        raise ConfigError(f"table {t.table!r}: only PostgreSQL URLs are supported by 'jdbc' "
+                          f"('jdbc:postgresql://host:port/db'), not {url!r}")
+    user, password = t.get("username"), t.get("password")
+    if user:
+        auth = user + (f":{password}" if password else "")
+        dsn = dsn.replace("postgresql://", f"postgresql://{auth}@", 1)
+    return dsn
+
+
+def _jdbc_source(t: TableOptions) -> Source:
+    from tidal import sources
+
+    return sources.postgres(_dsn(t), t.get("table-name") or t.table,
+                            incrementing_column=t.get("scan.incrementing-column", "id") or "id",
+                            bounded=t.flag("scan.bounded", False))
+
+
+def _jdbc_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    return sinks.postgres(_dsn(t), t.get("table-name") or t.table, key=t.primary_key or None)
+
+
+def _redis_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    key = t.get("key") or (t.primary_key[0] if len(t.primary_key) == 1 else None)
+    if key is None:
+        raise ConfigError(f"table {t.table!r}: the redis connector needs 'key' (a column or a "
+                          "template like 'card:{card}') or a one-column PRIMARY KEY")
+    ttl = t.get("ttl")
+    return sinks.redis(t.get("url", "redis://localhost:6379/0") or "redis://localhost:6379/0",
+                       key, mode=t.get("mode", "hash") or "hash",  # type: ignore[arg-type]
+                       ttl=ttl)
+
+
+def _delta_sink(t: TableOptions) -> Sink:
+    from tidal import sinks
+
+    parts = t.get("partition-by")
+    return sinks.delta(t.need("path", "lake/events"), partition_by=parts.split(",") if parts else None)
+
+
+register(Connector("kafka", source=_kafka_source, sink=_kafka_sink))
+register(Connector("upsert-kafka", source=_kafka_source, sink=_kafka_sink, upsert=True))
+register(Connector("mqtt", source=_mqtt_source, sink=_mqtt_sink))
+register(Connector("jdbc", source=_jdbc_source, sink=_jdbc_sink, upsert=True))
+register(Connector("redis", sink=_redis_sink, upsert=True))
+register(Connector("delta", sink=_delta_sink))
 register(Connector("nexmark", source=_nexmark))
 register(Connector("filesystem", source=_fs_source, sink=_fs_sink))
 register(Connector("log", source=_log_source, sink=_log_sink))
