@@ -385,7 +385,7 @@ def test_late_event_for_sliding_and_session_windows():
 
 def test_late_on_a_non_window_step_is_rejected():
     flow, s = source(ROWS)
-    with pytest.raises(td.errors.PlanError, match="not a window aggregation"):
+    with pytest.raises(td.errors.PlanError, match="drops no late events"):
         s.select("user").late()
 
 

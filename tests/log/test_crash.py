@@ -83,7 +83,10 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(tmp_path, child_
             time.sleep(rng.random() * 0.01)  # not synchronization: vary the kill point
         finally:
             proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
+            # read through the text wrappers, not communicate(): readline() above may have
+            # buffered acks that communicate() (reading the raw pipes) would never see
+            out, err = proc.stdout.read(), proc.stderr.read()
+            proc.wait()
         torn_tails_repaired += err.count("truncating")
         for line in out.splitlines():  # acks printed before the kill landed
             seq, first, last = map(int, line.split())
