@@ -136,7 +136,7 @@ def test_run_shows_plan_errors_with_the_users_line(tmp_path):
 
 
 def test_demo_prints_window_tables(tmp_path):
-    r = tidal("demo", "--duration", "3s", "--rate", "2000", "--quiet", cwd=tmp_path)
+    r = tidal("demo", "--duration", "3s", "--rate", "2000", "--quiet", "--no-serve", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "tidal demo" in out

@@ -111,11 +111,15 @@ def demo(
     duration: Annotated[str | None, typer.Option(help="Stop after this long, e.g. 30s.")] = None,
     rate: Annotated[float, typer.Option(help="Transactions per second.")] = 20_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live status line.")] = False,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve",
+                                        help="Serve the live dashboard on 127.0.0.1.")] = True,
+    port: Annotated[int, typer.Option(help="Dashboard port (a busy one is replaced by a free one).")] = 8080,
 ) -> None:
-    """A live demo: card transactions through windows and keyed state (Ctrl-C to stop)."""
+    """A live demo: card transactions through the embedded log, windows, keyed state, views on
+    a live dashboard and alerts that fire and resolve (Ctrl-C to stop)."""
     from tidal.demo import main as demo_main
 
-    demo_main(duration=duration, rate=rate, quiet=quiet)
+    demo_main(duration=duration, rate=rate, quiet=quiet, serve=serve, port=port)
 
 
 @app.command()
