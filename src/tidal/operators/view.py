@@ -93,6 +93,8 @@ class View:
         self.updated_ms = 0
         self._lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
+        self._index: dict[Any, str] | None = None
+        self._encode: Callable[[pl.DataFrame], list[str]] | None = None
         self.closed = False
 
     def __repr__(self) -> str:
@@ -140,6 +142,8 @@ class View:
         """Replace the contents (restoring a checkpoint); published as no change."""
         with self._lock:
             self.frame, self.seq = frame, seq
+            if self._index is not None:
+                self._index = self._build_index(frame)
 
     def _publish(self, frame: pl.DataFrame, upserts: pl.DataFrame, deletes: pl.DataFrame) -> None:
         if upserts.height == 0 and deletes.height == 0:
@@ -147,6 +151,11 @@ class View:
             return
         with self._lock:
             self.frame = frame
+            index = self._index
+            if index is not None:
+                for key in self._keys_of(deletes):
+                    index.pop(key, None)
+                index.update(zip(self._keys_of(upserts), self._encoded(upserts), strict=True))
             self.seq += 1
             self.updated_ms = int(time.time() * 1000)
             change = Change(self.seq, upserts, deletes, self.updated_ms)
@@ -154,6 +163,37 @@ class View:
                 deliver(change)
 
     # -- reading (any thread) -------------------------------------------------------------
+    def row_text(self, key: Any, encode: Callable[[pl.DataFrame], list[str]]) -> str | None:
+        """The encoded row of ``key`` (a value, or a tuple of the ``row_keys`` values), or None.
+
+        The first call builds a hash index of every row encoded by ``encode`` (a whole-frame
+        kernel, e.g. to JSON text); from then on each change updates it with its upserted
+        and deleted rows, so a lookup is one dict access whatever the view's size.
+        """
+        index = self._index
+        if index is None:
+            with self._lock:
+                if self._index is None:
+                    self._encode = encode
+                    self._index = self._build_index(self.frame)
+                index = self._index
+        return index.get(key)
+
+    def _build_index(self, frame: pl.DataFrame) -> dict[Any, str]:
+        if frame.width == 0:
+            return {}
+        return dict(zip(self._keys_of(frame), self._encoded(frame), strict=True))
+
+    def _keys_of(self, frame: pl.DataFrame) -> Any:
+        if frame.height == 0:
+            return ()
+        columns = [frame.get_column(c).to_list() for c in self.row_keys]
+        return columns[0] if len(columns) == 1 else zip(*columns, strict=True)
+
+    def _encoded(self, frame: pl.DataFrame) -> list[str]:
+        assert self._encode is not None
+        return self._encode(frame) if frame.height else []
+
     def subscribe(self, deliver: Subscriber) -> tuple[pl.DataFrame, int]:
         """Call ``deliver(change)`` for every change from now on; returns the snapshot
         (frame and sequence number) that the first delivered change follows.

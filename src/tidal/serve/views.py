@@ -29,8 +29,8 @@ from tidal.operators.view import WINDOW_COLUMN, View, ViewRegistry
 
 from ._errors import RequestError
 
-__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "frame_json", "parse_value", "view_or_404",
-           "views_router"]
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "frame_json", "parse_value", "row_texts",
+           "view_or_404", "views_router"]
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 10_000
@@ -41,8 +41,10 @@ def views_router(views: ViewRegistry) -> APIRouter:
     """The ``/views`` pull routes over ``views``."""
     router = APIRouter(prefix="/views", tags=["views"])
 
+    # Small answers are computed on the event loop (``async def``): a hop to the thread pool
+    # costs more than the lookup, and more still when the pipeline holds the GIL.
     @router.get("")
-    def list_views() -> Response:
+    async def list_views() -> Response:
         """Every view: name, key columns, windows kept, columns and types, rows, last change."""
         return _json({"views": [describe(v) for v in views.all()]})
 
@@ -70,7 +72,7 @@ def views_router(views: ViewRegistry) -> APIRouter:
         )
 
     @router.get("/{name}/{key:path}")
-    def view_key(name: str, key: str) -> Response:
+    async def view_key(name: str, key: str) -> Response:
         """The row of one key (segments in key order; for a windowed view, the key alone
         gives every kept window's row, newest first, and ``.../{window_start}`` one row)."""
         view = view_or_404(views, name)
@@ -87,14 +89,18 @@ def views_router(views: ViewRegistry) -> APIRouter:
                 f"{_segments_text(view)} as path segments, not {len(parts)} "
                 f"({key!r})",
             )
-        match = frame.filter([_equals(frame, view, c, v) for c, v in zip(columns, parts, strict=True)])
+        conditions = [_equals(frame, view, c, v) for c, v in zip(columns, parts, strict=True)]
         key_json = _dumps(dict(zip(columns, parts, strict=True)))
-        if match.height == 0:
-            raise RequestError(404, f"view {name!r} has no row for key {key!r}", key=key)
         if columns is view.keys and view.windows is not None:
-            match = match.sort(WINDOW_COLUMN, descending=True, nulls_last=True)
+            match = frame.filter(conditions).sort(WINDOW_COLUMN, descending=True, nulls_last=True)
+            if match.height == 0:
+                raise RequestError(404, f"view {name!r} has no row for key {key!r}", key=key)
             return _raw(f'{{"view":{_dumps(name)},"key":{key_json},"rows":{frame_json(match)}}}')
-        return _raw(f'{{"view":{_dumps(name)},"key":{key_json},"row":{frame_json(match[-1:])[1:-1]}}}')
+        values = [parse_value(v, frame.schema[c], c) for c, v in zip(columns, parts, strict=True)]
+        row = view.row_text(values[0] if len(values) == 1 else tuple(values), row_texts)
+        if row is None:
+            raise RequestError(404, f"view {name!r} has no row for key {key!r}", key=key)
+        return _raw(f'{{"view":{_dumps(name)},"key":{key_json},"row":{row}}}')
 
     return router
 
@@ -213,6 +219,12 @@ def frame_json(frame: pl.DataFrame) -> str:
     if frame.width == 0:
         return "[]"
     return _jsonable(frame).write_json()
+
+
+def row_texts(frame: pl.DataFrame) -> list[str]:
+    """Each row of ``frame`` as JSON object text (the same encoding as :func:`frame_json`),
+    for the views' key index."""
+    return _jsonable(frame).select(pl.struct(pl.all()).struct.json_encode()).to_series().to_list()
 
 
 def _jsonable(frame: pl.DataFrame) -> pl.DataFrame:
