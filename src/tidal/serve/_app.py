@@ -104,6 +104,12 @@ def create_app(
     app.include_router(views_router(views), dependencies=protected)
     app.include_router(query_router(sql, max_body_bytes=max_query_bytes), dependencies=protected)
     app.include_router(metrics_router(collector), dependencies=protected)
+    if running is not None:  # a flow served with its results: its alerts and dashboard too
+        from tidal.alerts.http import alerts_router
+        from tidal.serve.dashboard import dashboard_router
+
+        app.include_router(alerts_router(lambda: [running.flow]), dependencies=protected)
+        app.include_router(dashboard_router(lambda: running.flow, views=views, protected=protected))
     if log is not None and store is not None:
         app.include_router(
             topics_router(log, max_body_bytes=max_body_bytes, idempotency=store),
