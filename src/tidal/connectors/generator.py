@@ -39,7 +39,10 @@ class _GeneratorPartition(SourcePartition):
     def next_awake(self) -> float | None:
         if not self.src.paced:
             return None
-        return self.started + (self.k + 1) / self.src.rate
+        # wake when about a millisecond of events is due (or the next one, when slower), so a
+        # fast paced source costs ~1,000 wake-ups a second, not one per event
+        due = max(1.0, self.src.rate / 1000)
+        return self.started + (self.k + due) / self.src.rate
 
     @property
     def done(self) -> bool:
