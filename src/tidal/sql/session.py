@@ -119,6 +119,8 @@ class Session:
             rel = Planner(self, flow).query(node)
             return Result("select", rel.stream, updating=rel.updating, key=rel.key or None)
         if isinstance(node, exp.Create):
+            if _materialized(node):
+                return self._materialized_view(flow, node)
             return self._create(node)
         if isinstance(node, exp.Drop):
             kind = (node.args.get("kind") or "TABLE").upper()
@@ -185,6 +187,25 @@ class Session:
             raise unsupported("CREATE FUNCTION", node,
                               "register Python functions with flow.register_function(name, fn)")
         raise unsupported(f"CREATE {kind}", node)
+
+    def _materialized_view(self, flow: Flow, node: exp.Create) -> Result:
+        """``CREATE MATERIALIZED VIEW v AS SELECT ... GROUP BY ...``: the query's latest row
+        per group key, served like ``stream.to_view`` (windowed queries keep their last 60
+        windows per key)."""
+        query = node.args["expression"]
+        rel = Planner(self, flow).query(query)
+        names = [f.name for f in rel.fields]
+        select = query if isinstance(query, exp.Select) else None
+        group = select.args.get("group") if select is not None else None
+        grouped = [e.alias_or_name for e in (group.expressions if group else [])]
+        key = [g for g in grouped if g in names and g.lower() not in ("window_start", "window_end")]
+        windowed = any(g.lower() == "window_start" for g in grouped) and "window_start" in names
+        if not key and not windowed:
+            raise error(f"CREATE MATERIALIZED VIEW {node.this.name}: the view needs a key: "
+                        "GROUP BY the columns that identify a row, and select them", node)
+        stream = rel.stream.select([pl.col(f.column).alias(f.name) for f in rel.fields])
+        stream.to_view(node.this.name, key=key, windows=60 if windowed else None)
+        return Result("ddl")
 
     def _insert(self, flow: Flow, node: exp.Insert) -> Result:
         target = node.this
@@ -283,6 +304,12 @@ class Session:
 
 
 _sessions: weakref.WeakKeyDictionary[Flow, Session] = weakref.WeakKeyDictionary()
+
+
+def _materialized(node: exp.Create) -> bool:
+    props = node.args.get("properties")
+    return (node.args.get("kind") or "").upper() == "VIEW" and bool(
+        props and any(isinstance(p, exp.MaterializedProperty) for p in props.expressions))
 
 
 def session_for(flow: Flow) -> Session:
