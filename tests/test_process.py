@@ -97,7 +97,7 @@ def test_contract_errors_name_the_step_and_the_function() -> None:
     h = Harness(timestamp="t")
     h.collect(h.stream.key_by("k").process(lambda key, rows, ctx: 42, name="bad"))
     with pytest.raises(UserFunctionError, match=r"step 'bad': process function \S*<lambda> "
-                       r"\(test_process.py:\d+\) returned int for key \('a',\); return None, a dict"):
+                       r"\(test_process.py:\d+\) returned int for key \('a',\); it must return None, a dict"):
         h.add({"k": "a", "t": 0})
     h2 = Harness(timestamp="t")
     h2.collect(h2.stream.key_by("k").process(

@@ -167,26 +167,7 @@ class UpdateState(Operator):
         return self._rows(key, result)
 
     def _rows(self, key: tuple[Any, ...], result: Any) -> pl.DataFrame | None:
-        if result is None:
-            return None
-        if isinstance(result, dict):
-            result = [result]
-        if isinstance(result, list) and all(isinstance(r, dict) for r in result):
-            if not result:
-                return None
-            result = pl.from_dicts(result, infer_schema_length=None)
-        if not isinstance(result, pl.DataFrame):
-            raise UserFunctionError(
-                f"step {self.name!r}: update_state function {describe_function(self.fn)} "
-                f"returned {type(result).__name__} for key {key!r}; it must return None, "
-                "a dict, a list of dicts or a polars.DataFrame"
-            )
-        missing = [k for k in self.keys if k not in result.columns]
-        if missing:
-            values = dict(zip(self.keys, key, strict=True))
-            result = result.with_columns(pl.lit(values[k]).alias(k) for k in missing)
-            result = result.select(*self.keys, *[c for c in result.columns if c not in self.keys])
-        return result
+        return keyed_rows(self.name, "update_state", self.fn, self.keys, key, result)
 
     def _emit_all(self, outputs: list[Any]) -> None:
         frames = [o for o in outputs if o is not None and o.height]
@@ -213,6 +194,31 @@ class UpdateState(Operator):
     def restore(self, state: Any) -> None:
         self.values = dict(state["values"])
         self.last_seen = dict(state["last_seen"])
+
+
+def keyed_rows(step: str, what: str, fn: Callable[..., Any], keys: list[str],
+               key: tuple[Any, ...], result: Any) -> pl.DataFrame | None:
+    """What a per-key user function returned (None, a dict, dicts or a frame) as rows that
+    start with the key columns; anything else is a :class:`UserFunctionError`."""
+    if result is None:
+        return None
+    if isinstance(result, dict):
+        result = [result]
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        if not result:
+            return None
+        result = pl.from_dicts(result, infer_schema_length=None)
+    if not isinstance(result, pl.DataFrame):
+        raise UserFunctionError(
+            f"step {step!r}: {what} function {describe_function(fn)} returned "
+            f"{type(result).__name__} for key {key!r}; it must return None, a dict, a list of "
+            "dicts or a polars.DataFrame"
+        )
+    missing = [k for k in keys if k not in result.columns]
+    if missing:
+        values = dict(zip(keys, key, strict=True))
+        result = result.with_columns(pl.lit(values[k]).alias(k) for k in missing)
+    return result.select(*keys, *[c for c in result.columns if c not in keys])
 
 
 def _check_reduced(op: Operator, fn: Callable[..., Any], result: Any) -> dict[str, Any]:

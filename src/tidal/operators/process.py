@@ -36,8 +36,7 @@ import polars as pl
 
 from tidal.errors import UserFunctionError
 from tidal.operators.base import Operator
-from tidal.operators.keyed import KeyState
-from tidal.operators.stateless import describe_function
+from tidal.operators.keyed import KeyState, keyed_rows
 
 __all__ = ["KeyedProcess", "ProcessContext"]
 
@@ -140,25 +139,7 @@ class KeyedProcess(Operator):
         return self._rows(fn, key, result)
 
     def _rows(self, fn: Callable[..., Any], key: Key, result: Any) -> pl.DataFrame | None:
-        if result is None:
-            return None
-        if isinstance(result, dict):
-            result = [result]
-        if isinstance(result, list) and all(isinstance(r, dict) for r in result):
-            if not result:
-                return None
-            result = pl.from_dicts(result, infer_schema_length=None)
-        if not isinstance(result, pl.DataFrame):
-            raise UserFunctionError(
-                f"step {self.name!r}: process function {describe_function(fn)} returned "
-                f"{type(result).__name__} for key {key!r}; return None, a dict, a list of "
-                "dicts or a polars.DataFrame"
-            )
-        missing = [k for k in self.keys if k not in result.columns]
-        if missing:
-            values = dict(zip(self.keys, key, strict=True))
-            result = result.with_columns(pl.lit(values[k]).alias(k) for k in missing)
-        return result.select(*self.keys, *[c for c in result.columns if c not in self.keys])
+        return keyed_rows(self.name, "process", fn, self.keys, key, result)
 
     def _emit_all(self, frames: list[pl.DataFrame | None]) -> None:
         out = [f for f in frames if f is not None and f.height]
