@@ -90,7 +90,29 @@ REFERENCE = {
     "q22": """
         SELECT auction, bidder, price, channel, split_part(url, '/', 4), split_part(url, '/', 5),
                split_part(url, '/', 6) FROM bid""",
+    # ROW_NUMBER ties go by arrival (event_id, NEXMARK.md 4.1): q9 and q19 keep the earlier
+    # bid, q18 (deduplication keeping the last row) the later
+    "q9": """
+        SELECT id, itemName, description, initialBid, reserve, "dateTime", expires, seller, category,
+               extra, auction, bidder, price, bid_dateTime, bid_extra FROM (
+          SELECT A.*, B.auction, B.bidder, B.price, B."dateTime" AS bid_dateTime, B.extra AS bid_extra,
+            row_number() OVER (PARTITION BY A.id ORDER BY B.price DESC, B."dateTime" ASC,
+                               B.event_id ASC) AS rownum
+          FROM auction A JOIN bid B ON A.id = B.auction
+          WHERE B."dateTime" BETWEEN A."dateTime" AND A.expires)
+        WHERE rownum = 1""",
+    "q18": """
+        SELECT auction, bidder, price, channel, url, "dateTime", extra FROM (
+          SELECT *, row_number() OVER (PARTITION BY bidder, auction
+                                       ORDER BY "dateTime" DESC, event_id DESC) AS rn FROM bid)
+        WHERE rn = 1""",
+    "q19": """
+        SELECT auction, bidder, price, channel, url, "dateTime", extra, rank_number FROM (
+          SELECT *, row_number() OVER (PARTITION BY auction ORDER BY price DESC, event_id ASC)
+                    AS rank_number FROM bid)
+        WHERE rank_number <= 10""",
 }
 
-KEYS = {"q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"]}
+KEYS = {"q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"], "q9": ["id"],
+        "q18": ["bidder", "auction"], "q19": ["auction", "rank_number"]}
 """Upsert keys of the updating queries."""

@@ -60,6 +60,11 @@ class Rel:
     window_cols: dict[str, tuple[str, WindowSpec]] = field(default_factory=dict)
     """Physical columns holding the start/end of a window aggregation's windows."""
     proctime: set[str] = field(default_factory=set)
+    rank: RankSpec | None = None
+    """A pending ``ROW_NUMBER() OVER (...)``: planned once the enclosing query's ``WHERE rn
+    <= N`` gives its N (:meth:`Planner.apply_rank`)."""
+    origin: dict[str, str] = field(default_factory=dict)
+    """Output column → the input column a projection copied it from (plain references)."""
 
     @property
     def schema(self) -> pl.Schema:
@@ -71,6 +76,25 @@ class Rel:
 
     def requalify(self, qualifier: str | None) -> Rel:
         return replace(self, fields=[Field(qualifier, f.name, f.column) for f in self.fields])
+
+
+@dataclass
+class RankSpec:
+    """``ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn`` waiting for its ``N``."""
+
+    partition: list[str]
+    """Physical (hidden) columns holding the PARTITION BY values."""
+    order: list[str]
+    descending: list[bool]
+    ties: str
+    """``"last"``: Flink's keep-last-row deduplication (ORDER BY a time attribute DESC)."""
+    column: str
+    """The physical column the row number goes to."""
+    name: str
+    """Its SQL name (the alias)."""
+    key: list[str]
+    """The columns naming a partition in the output (visible copies where there are)."""
+    node: exp.Expr
 
 
 def _now_ms(_: pl.Series) -> pl.Series:
@@ -108,7 +132,7 @@ class Planner:
         if isinstance(entry, ViewDef):
             saved, self.ctes = self.ctes, []
             try:
-                rel = self.query(entry.query)
+                rel = self.relation_of(entry.query)
             finally:
                 self.ctes = saved
         elif isinstance(entry, Registered):
@@ -155,8 +179,22 @@ class Planner:
 
     # -- queries --------------------------------------------------------------------------
     def query(self, node: exp.Expr) -> Rel:
+        """Plan a whole query: its result, ready for a sink or a stream."""
+        return self.settled(self.relation_of(node), node)
+
+    def settled(self, rel: Rel, node: exp.Expr) -> Rel:
+        """``rel`` unless it is a ROW_NUMBER still waiting for its ``WHERE rn <= N``."""
+        if rel.rank is not None:
+            raise unsupported(f"ROW_NUMBER() OVER (...) AS {rel.rank.name} without a WHERE "
+                              f"{rel.rank.name} <= N on it in the enclosing query",
+                              rel.rank.node, "select from it with WHERE "
+                              f"{rel.rank.name} <= N (Top-N) or = 1 (deduplication)")
+        return rel
+
+    def relation_of(self, node: exp.Expr) -> Rel:
+        """Plan a query that may end in a pending ROW_NUMBER (a subquery, view or CTE)."""
         if isinstance(node, exp.Subquery):
-            return self.query(node.this)
+            return self.relation_of(node.this)
         if isinstance(node, exp.Union):
             return self._union(node)
         if not isinstance(node, exp.Select):
@@ -168,7 +206,7 @@ class Planner:
                 if with_.args.get("recursive"):
                     raise unsupported("WITH RECURSIVE", with_)
                 for cte in with_.expressions:
-                    self.ctes[-1][cte.alias] = self.query(cte.this)
+                    self.ctes[-1][cte.alias] = self.relation_of(cte.this)
             return self.select(node)
         finally:
             self.ctes.pop()
@@ -191,11 +229,29 @@ class Planner:
                                   "for Top-N per window use GROUP BY over a window TVF")
         if node.args.get("distinct") is not None:
             raise unsupported("SELECT DISTINCT", node, "use GROUP BY over the columns")
-        for w in node.find_all(exp.Window):
-            raise unsupported(f"the OVER window {w.sql()}", w,
-                              "ROW_NUMBER Top-N/dedup and OVER aggregates are not planned yet")
-        rel = self.from_(node)
+        row_number: exp.Alias | None = None
+        clauses = [*node.expressions, *(node.args.get(k) for k in ("where", "group", "having"))]
+        for clause in clauses:
+            for w in clause.find_all(exp.Window) if clause is not None else ():
+                if isinstance(w.this, exp.RowNumber) and isinstance(w.parent, exp.Alias) and \
+                        w.parent in node.expressions and row_number is None:
+                    row_number = w.parent
+                    continue
+                raise unsupported(f"the OVER window {w.sql()}", w,
+                                  "only ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn, "
+                                  "filtered by WHERE rn <= N in an enclosing query, is planned")
         where = node.args.get("where")
+        conjuncts = _conjuncts(where.this) if where is not None else []
+        rel = self.from_(node, conjuncts)
+        ranked = rel.rank is not None
+        if ranked:
+            rel, conjuncts = self.apply_rank(rel, conjuncts)
+        where = None
+        if conjuncts:
+            cond = conjuncts[0]
+            for c in conjuncts[1:]:
+                cond = exp.And(this=cond, expression=c)
+            where = exp.Where(this=cond)
         if where is not None:
             if rel.window is not None and _mentions(where.this, ("window_start", "window_end",
                                                                   "window_time")):
@@ -213,16 +269,128 @@ class Planner:
             raise error("HAVING needs GROUP BY or aggregates", having)
         if rel.window is not None:
             rel = self._materialize_window(rel, node)
-        return self.project(rel, node.expressions)
+        if row_number is not None:
+            return self.row_number(rel, node, row_number)
+        out = self.project(rel, node.expressions)
+        if ranked and not out.key:
+            shown = [f.name for f in rel.fields if f.column in rel.key]
+            raise unsupported(
+                "a Top-N result without its key columns (the PARTITION BY columns, and the row "
+                f"number when N > 1: {', '.join(shown) or 'PARTITION BY expressions'})", node,
+                "select them (and PARTITION BY columns, not expressions) so each row replaces "
+                "the row of its key")
+        return out
+
+    # -- ROW_NUMBER (Top-N and deduplication) -------------------------------------------
+    def row_number(self, rel: Rel, node: exp.Select, item: exp.Alias) -> Rel:
+        """``SELECT ..., ROW_NUMBER() OVER (PARTITION BY p ORDER BY o) AS rn``: the
+        projection, with the partition and order values carried in hidden columns and the
+        ranking left pending until the enclosing query's ``WHERE rn <= N``."""
+        w = item.this
+        if w.args.get("spec") is not None:
+            raise unsupported(f"a frame clause in {w.sql()}", w)
+        if rel.updating:
+            raise unsupported("ROW_NUMBER over an updating result", w)
+        if rel.window is not None:
+            raise unsupported("window Top-N (ROW_NUMBER over a window TVF)", w)
+        order = w.args.get("order")
+        if order is None or not order.expressions:
+            raise error(f"{w.sql()} needs ORDER BY", w)
+        scope = rel.scope()
+        tr = self.translator(scope)
+        carry: dict[str, pl.Expr] = {}
+        partition: list[str] = []
+        sources: list[str | None] = []
+        for p in w.args.get("partition_by") or []:
+            name = self._name("rkp")
+            carry[name] = tr.expr(p)
+            partition.append(name)
+            sources.append(scope.resolve(p).column if isinstance(p, exp.Column) else None)
+        if not partition:
+            name = self._name("rkp")
+            carry[name] = pl.lit(0, pl.Int8)
+            partition.append(name)
+        ordered: list[str] = []
+        descending: list[bool] = []
+        for o in order.expressions:
+            name = self._name("rko")
+            carry[name] = tr.expr(o.this)
+            ordered.append(name)
+            descending.append(bool(o.args.get("desc")))
+        first = order.expressions[0].this
+        time = rel.stream.node.time
+        attrs = set(rel.proctime) | ({time.column} if time is not None else set())
+        by_time = len(order.expressions) == 1 and isinstance(first, exp.Column) and \
+            scope.resolve(first).column in attrs
+        items = [e for e in node.expressions if e is not item]
+        out = self.project(rel, items, carry=carry)
+        back = {src: name for name, src in out.origin.items()}
+        key = [back.get(src, hidden) if src is not None else hidden
+               for src, hidden in zip(sources, partition, strict=True)]
+        if not all(k in out.schema for k in key):
+            key = partition
+        alias = item.alias
+        column = alias
+        while column in out.schema:
+            column += "_"
+        spec = RankSpec(partition, ordered, descending, "last" if by_time and descending[0]
+                        else "first", column, alias, key, w)
+        return replace(out, fields=[*out.fields, Field(None, alias, column)], rank=spec)
+
+    def apply_rank(self, rel: Rel, conjuncts: list[exp.Expr]) -> tuple[Rel, list[exp.Expr]]:
+        """Plan a pending ROW_NUMBER with the ``N`` of ``rn <= N`` / ``rn < N`` / ``rn =
+        1`` among ``conjuncts``; returns the ranked relation and the other conjuncts."""
+        spec = rel.rank
+        assert spec is not None
+        limits: list[int] = []
+        rest: list[exp.Expr] = []
+        for c in conjuncts:
+            cols = [x for x in c.find_all(exp.Column) if x.name == spec.name
+                    and _resolves(rel.scope(), x) and rel.scope().resolve(x).column == spec.column]
+            if not cols:
+                rest.append(c)
+                continue
+            n = _rank_limit(c, spec.name)
+            if n is None:
+                raise unsupported(f"the condition {c.sql()} on the row number {spec.name}", c,
+                                  f"write {spec.name} <= N or {spec.name} = 1")
+            limits.append(n)
+        if not limits:
+            self.settled(rel, spec.node)  # raises: nothing limits the row number
+        if rest:
+            raise unsupported("a WHERE condition on a ROW_NUMBER result other than on its row "
+                              f"number ({' AND '.join(c.sql() for c in rest)})",
+                              rest[0].find(exp.Column) or rest[0],
+                              "filter in the subquery, before the ROW_NUMBER")
+        n = min(limits)
+        if n < 1:
+            raise error(f"{spec.name} <= {n} keeps no row", spec.node)
+        from tidal.operators.rank import TopN
+
+        stream = rel.stream
+        schema = stream.schema
+        assert schema is not None
+        out_schema = pl.Schema({**schema, spec.column: pl.Int64()})
+        order = spec.node.args["order"].sql()
+        label = f"top_n[{','.join(spec.key)}]({n} {order}, ties {spec.ties})"
+        ranked = stream._then(
+            "top_n", label,
+            lambda name: TopN(name, spec.partition, spec.order, spec.descending, n,
+                              rank_column=spec.column, ties=spec.ties),
+            schema=out_schema, time=None, stateful=True, signature=label)
+        key = list(spec.key) if n == 1 else [*spec.key, spec.column]
+        return replace(rel, stream=ranked, rank=None, updating=True, key=key), []
 
     # -- FROM and JOIN ------------------------------------------------------------------------
-    def from_(self, node: exp.Select) -> Rel:
+    def from_(self, node: exp.Select, where: list[exp.Expr] | None = None) -> Rel:
+        """The FROM clause; a comma join (``FROM a, b WHERE a.k = b.k``) takes its
+        equalities out of ``where`` (the WHERE's conjuncts, changed in place)."""
         frm = node.args.get("from_") or node.args.get("from")
         if frm is None:
             raise unsupported("SELECT without FROM", node)
         rel = self.relation(frm.this)
         for j in node.args.get("joins") or []:
-            rel = self.join(rel, j)
+            rel = self.join(rel, j, where if where is not None else [])
         return rel
 
     def relation(self, node: exp.Expr) -> Rel:
@@ -244,7 +412,7 @@ class Planner:
                 raise unsupported("temporal joins (FOR SYSTEM_TIME AS OF)", node)
             return self.table(node.name, node).requalify(alias or node.name)
         if isinstance(node, exp.Subquery):
-            return self.query(node.this).requalify(alias)
+            return self.relation_of(node.this).requalify(alias)
         if isinstance(node, exp.Lateral | exp.Unnest):
             raise unsupported(f"{node.key.upper()} in FROM", node)
         raise unsupported(f"{node.sql()} in FROM", node)
@@ -311,18 +479,34 @@ class Planner:
         stream = rel.stream.with_columns(**cols)
         return replace(rel, stream=stream, window=None)
 
-    def join(self, left: Rel, node: exp.Join) -> Rel:
+    def join(self, left: Rel, node: exp.Join, where: list[exp.Expr]) -> Rel:
         side, kind = (node.args.get("side") or "").upper(), (node.args.get("kind") or "").upper()
         if side or kind not in ("", "INNER"):
             raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN", node,
                               "only inner joins are planned")
         if node.args.get("using"):
             raise unsupported("JOIN ... USING", node, "write JOIN ... ON a.k = b.k")
+        left = self.settled(left, node)
         on = node.args.get("on")
-        if on is None:
+        comma = on is None and not kind and not side
+        if on is None and not comma:
             raise unsupported("a join without ON (a cross join)", node,
                               "write JOIN ... ON a.k = b.k")
-        right = self.relation(node.this)
+        right = self.settled(self.relation(node.this), node)
+        if comma:
+            # FROM a, b WHERE a.k = b.k ...: the equalities between the two sides join them
+            lscope, rscope = left.scope(), right.scope()
+            found = [c for c in where if isinstance(c, exp.EQ)
+                     and {_side(c.this, lscope, rscope), _side(c.expression, lscope, rscope)}
+                     == {"L", "R"}]
+            if not found:
+                raise unsupported("a join without an equality between the two sides (a cross "
+                                  "join)", node, "add WHERE a.k = b.k")
+            for c in found:
+                where.remove(c)
+            on = found[0]
+            for c in found[1:]:
+                on = exp.And(this=on, expression=c)
         if left.window is not None or right.window is not None:
             raise unsupported("a window join (JOIN of window TVFs)", node,
                               "aggregate each side by window first, then join on window_start, "
@@ -371,7 +555,9 @@ class Planner:
         return rel
 
     # -- projections ----------------------------------------------------------------------
-    def project(self, rel: Rel, items: list[exp.Expr], scope: Scope | None = None) -> Rel:
+    def project(self, rel: Rel, items: list[exp.Expr], scope: Scope | None = None,
+                carry: dict[str, pl.Expr] | None = None) -> Rel:
+        """The SELECT list; ``carry`` adds hidden columns (``__`` names) after it."""
         scope = scope or rel.scope()
         tr = self.translator(scope)
         exprs: list[pl.Expr] = []
@@ -412,8 +598,12 @@ class Planner:
                 unique, k = f"{n}{k}", k + 1
             names[i] = unique
             seen.add(unique)
-        stream = rel.stream.select([e.alias(n) for e, n in zip(exprs, names, strict=True)])
-        out = Rel(stream, [Field(None, n, n) for n in names], updating=rel.updating)
+        hidden = list(carry or {})
+        stream = rel.stream.select([e.alias(n) for e, n in zip(exprs, names, strict=True)]
+                                   + [e.alias(n) for n, e in (carry or {}).items()])
+        out = Rel(stream, [Field(None, n, n) for n in [*names, *hidden]], updating=rel.updating,
+                  origin={n: s for n, s in zip(names, sources, strict=True)
+                          if s is not None and not s.startswith("__")})
         time = rel.stream.node.time
         if time is not None and stream.node.time is None and time.column in sources:
             # event time survives a rename (SELECT `dateTime` AS t): Flink's time attribute
@@ -650,6 +840,28 @@ def interval_ms_text(text: str) -> int:
         return int(t)
     t = t.replace("min", "m").replace("hour", "h").replace("sec", "s")
     return duration_ms(t, "table.exec.state.ttl")
+
+
+def _rank_limit(c: exp.Expr, name: str) -> int | None:
+    """N of ``rn <= N``, ``rn < N + 1``, ``rn = 1`` (either way round); None otherwise."""
+    if not isinstance(c, exp.LTE | exp.LT | exp.GTE | exp.GT | exp.EQ):
+        return None
+    a, b = c.this, c.expression
+    flip = {exp.LTE: exp.GTE, exp.GTE: exp.LTE, exp.LT: exp.GT, exp.GT: exp.LT, exp.EQ: exp.EQ}
+    op: type = type(c)
+    if isinstance(b, exp.Column) and b.name == name:
+        a, b, op = b, a, flip[op]
+    if not (isinstance(a, exp.Column) and a.name == name and isinstance(b, exp.Literal)
+            and not b.is_string and b.this.isdigit()):
+        return None
+    n = int(b.this)
+    if op is exp.LTE:
+        return n
+    if op is exp.LT:
+        return n - 1
+    if op is exp.EQ and n == 1:
+        return 1
+    return None
 
 
 def _conjuncts(e: exp.Expr) -> list[exp.Expr]:
