@@ -39,6 +39,10 @@ REFERENCE = {
         SELECT bidder, count(*) AS bid_count, make_timestamp(min(t) * 1000) AS starttime,
                make_timestamp((max(t) + 10000) * 1000) AS endtime
         FROM s GROUP BY bidder, sid""",
+    "q13": """
+        WITH side_input AS (SELECT i AS key, CAST(i AS VARCHAR) AS value FROM range(10000) t(i))
+        SELECT B.auction, B.bidder, B.price, B."dateTime", S.value
+        FROM bid B JOIN side_input S ON B.auction % 10000 = S.key""",
     "q14": """
         SELECT auction, bidder, CAST(0.908 AS DECIMAL(3,3)) * price AS price,
           CASE WHEN hour("dateTime") BETWEEN 8 AND 18 THEN 'dayTime'

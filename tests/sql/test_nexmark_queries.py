@@ -78,7 +78,7 @@ def reference(name: str, events: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return con.sql(REFERENCE[name]).pl()
 
 
-APPEND = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", "q14", "q20", "q21", "q22"]
+APPEND = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", "q13", "q14", "q20", "q21", "q22"]
 UPDATING = ["q9", "q15", "q16", "q17", "q18", "q19"]
 
 

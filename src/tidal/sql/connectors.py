@@ -10,6 +10,7 @@ module: call :func:`register`.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -197,7 +198,8 @@ class _Datagen(Source):
         cols = {}
         for c, dtype in self.columns.items():
             spec = self.fields[c]
-            rng = np.random.default_rng([self.seed, hash(c) & 0xFFFF, start])
+            # crc32, not hash(): str hashes change from one process to the next
+            rng = np.random.default_rng([self.seed, zlib.crc32(c.encode()) & 0xFFFF, start])
             if spec.get("kind") == "sequence":
                 values: Any = idx + int(spec.get("start", "0"))
             elif dtype == pl.String:
@@ -221,10 +223,10 @@ class _Datagen(Source):
     def open(self, partition: str, position: Any, ctx: Any) -> Any:
         from tidal.connectors.base import SourcePartition
 
-        src = self
+        src, first = self, int(position or 0)
 
         class Part(SourcePartition):
-            k = int(position or 0)
+            k = first  # (a class body cannot see `position`: the method below shadows it)
 
             def poll(self, max_rows: int) -> pl.DataFrame | None:
                 n = min(max_rows, src.rows - self.k)

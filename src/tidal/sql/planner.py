@@ -481,6 +481,8 @@ class Planner:
 
     def join(self, left: Rel, node: exp.Join, where: list[exp.Expr]) -> Rel:
         side, kind = (node.args.get("side") or "").upper(), (node.args.get("kind") or "").upper()
+        if isinstance(node.this, exp.Table) and node.this.args.get("version") is not None:
+            return self.lookup_join(left, node, side, kind)
         if side or kind not in ("", "INNER"):
             raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN", node,
                               "only inner joins are planned")
@@ -547,6 +549,86 @@ class Planner:
         fields = left.fields + [Field(f.qualifier, f.name, rmap[f.column]) for f in right.fields]
         keep = [c for c in out if c not in names]
         rel = Rel(joined.select(keep), fields)
+        if residual:
+            cond = residual[0]
+            for r in residual[1:]:
+                cond = exp.And(this=cond, expression=r)
+            rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
+        return rel
+
+    def lookup_join(self, left: Rel, node: exp.Join, side: str, kind: str) -> Rel:
+        """``JOIN t FOR SYSTEM_TIME AS OF a.proctime AS s ON f(a) = s.k``: a processing-time
+        lookup into table ``t``, read whole when the flow starts (``Stream.lookup`` with a
+        reference table); ``LEFT JOIN`` keeps rows without a match."""
+        table = node.this
+        version = table.args["version"]
+        if side not in ("", "LEFT") or kind not in ("", "INNER", "OUTER"):
+            raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN with FOR "
+                              "SYSTEM_TIME AS OF", node, "use JOIN or LEFT JOIN")
+        how = "left" if side == "LEFT" else "inner"
+        left = self.settled(left, node)
+        if left.updating or left.window is not None:
+            raise unsupported("a lookup join of an updating or windowed input", node)
+        lscope = left.scope()
+        at = version.expression
+        if not isinstance(at, exp.Column) or (version.text("kind") or "").upper() != "AS OF":
+            raise unsupported(f"FOR SYSTEM_TIME {version.text('kind')} {at.sql()}", version)
+        at_col = lscope.resolve(at).column
+        if at_col not in left.proctime:
+            time = left.stream.node.time
+            if time is not None and time.column == at_col:
+                raise unsupported("event-time temporal joins (FOR SYSTEM_TIME AS OF a rowtime "
+                                  "attribute, against a versioned table)", at,
+                                  "look up by processing time: add p AS PROCTIME() and join "
+                                  "FOR SYSTEM_TIME AS OF p")
+            raise error(f"FOR SYSTEM_TIME AS OF {at.sql()}: {at.name!r} is not a processing-time "
+                        "attribute; declare it as PROCTIME()", at)
+        name = table.name
+        entry = self.session.catalog.get(name, table)
+        if not isinstance(entry, TableDef):
+            raise unsupported(f"a lookup join into {name!r}, which is a view or a Python stream",
+                              table, "look up into a table with a connector (filesystem, "
+                              "datagen, ...)")
+        ref = _reference_table(entry, self.translator)
+        assert ref.schema is not None
+        qual = table.alias or name
+        rfields = [Field(qual, c, c) for c in ref.schema]
+        rscope = Scope(rfields, ref.schema)
+        on = node.args.get("on")
+        if on is None:
+            raise error(f"the lookup join into {name!r} needs ON ... = {qual}.key", node)
+        pairs: list[tuple[pl.Expr, str]] = []
+        residual: list[exp.Expr] = []
+        for cond in _conjuncts(on):
+            if isinstance(cond, exp.EQ):
+                a, b = cond.this, cond.expression
+                if _side(a, lscope, rscope) == "R":
+                    a, b = b, a
+                if _side(a, lscope, rscope) == "L" and isinstance(b, exp.Column) and \
+                        _side(b, lscope, rscope) == "R":
+                    pairs.append((self.translator(lscope).expr(a), rscope.resolve(b).column))
+                    continue
+            residual.append(cond)
+        if not pairs:
+            raise unsupported("a lookup join without an equality between the input and a "
+                              f"column of {name!r}", node, f"add ON a.x = {qual}.key")
+        if residual and how == "left":
+            raise unsupported("LEFT JOIN ... FOR SYSTEM_TIME AS OF with conditions beside the "
+                              "key equalities", residual[0])
+        names = [self._name("lk") for _ in pairs]
+        ls = left.stream.with_columns(**{n: e for n, (e, _) in zip(names, pairs, strict=True)})
+        lschema = ls.schema
+        assert lschema is not None
+        keyed = _with_keys(ref, {n: (c, lschema[n]) for n, (_, c) in zip(names, pairs,
+                                                                           strict=True)})
+        joined = ls.lookup(keyed, on=names, how=how)  # type: ignore[arg-type]
+        lcols = set(lschema)
+        rmap = {c: (c + "_right" if c in lcols else c) for c in ref.schema}
+        fields = left.fields + [Field(f.qualifier, f.name, rmap[f.column]) for f in rfields]
+        out = joined.schema
+        assert out is not None
+        keep = [c for c in out if c not in names]
+        rel = replace(left, stream=joined.select(keep), fields=fields, origin={})
         if residual:
             cond = residual[0]
             for r in residual[1:]:
@@ -840,6 +922,61 @@ def interval_ms_text(text: str) -> int:
         return int(t)
     t = t.replace("min", "m").replace("hour", "h").replace("sec", "s")
     return duration_ms(t, "table.exec.state.ttl")
+
+
+def _reference_table(t: TableDef, translator: Any) -> Any:
+    """Table ``t`` as a ``td.table`` reference table: its connector's source read whole
+    (bounded sources only) when the flow starts, cast to the declared types, with its
+    computed columns."""
+    from tidal.api.joins import Table
+    from tidal.connectors.base import SourceContext
+    from tidal.sql.connectors import REGISTRY
+
+    conn = REGISTRY[t.connector]
+    if conn.source is None:
+        raise error(f"table {t.name!r} uses connector {t.connector!r}, which can only be "
+                    "written, not looked up")
+    source = conn.source(t.table_options())
+    if not source.bounded:
+        raise unsupported(f"a lookup join into {t.name!r}, whose {t.connector!r} source never "
+                          "ends", None, "look up into a bounded table ('filesystem', "
+                          "'datagen')")
+    declared = pl.Schema(t.columns)
+    computed = {c: translator(Scope([Field(None, n, n) for n in declared], declared)).expr(e)
+                for c, e in t.computed.items()}
+    schema = pl.DataFrame(schema=declared).with_columns(**computed).schema
+
+    def load() -> pl.DataFrame:
+        parts = []
+        for partition in source.partitions():
+            ctx = SourceContext("lookup", t.name, partition, lambda *a: None)
+            reader = source.open(partition, None, ctx)
+            deadline = time.monotonic() + 600
+            while not reader.done:
+                batch = reader.poll(1 << 16)
+                if batch is None:
+                    if time.monotonic() > deadline:
+                        raise error(f"lookup table {t.name!r}: its source stopped giving rows")
+                    time.sleep(0.001)
+                    continue
+                frame = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
+                parts.append(frame)  # type: ignore[arg-type]
+            reader.close()
+        frame = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(
+            schema=declared)
+        frame = frame.select([pl.col(c).cast(d, strict=False) for c, d in declared.items()])
+        return frame.with_columns(**computed)
+
+    return Table(load, t.name, schema)
+
+
+def _with_keys(ref: Any, keys: dict[str, tuple[str, pl.DataType]]) -> Any:
+    """``ref`` with copies of its key columns under the join's key names and types."""
+    from tidal.api.joins import Table
+
+    extra = [pl.col(c).cast(d, strict=False).alias(n) for n, (c, d) in keys.items()]
+    return Table(lambda: ref.load().with_columns(extra), ref.name,
+                 pl.DataFrame(schema=ref.schema).with_columns(extra).schema)
 
 
 def _rank_limit(c: exp.Expr, name: str) -> int | None:

@@ -48,8 +48,6 @@ class Result:
 def parse(script: str) -> list[exp.Expr]:
     """The statements of ``script``; a syntax error names its line and column."""
     upper = script.upper()
-    if "FOR SYSTEM_TIME AS OF" in " ".join(upper.split()):
-        raise unsupported("temporal and lookup joins (FOR SYSTEM_TIME AS OF)")
     if "MATCH_RECOGNIZE" in upper:
         raise unsupported("MATCH_RECOGNIZE", hint="use keyed.match(td.pattern(...)) in Python")
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # SHOW/EXPLAIN parse as commands
