@@ -98,3 +98,25 @@ def test_tidal_sql_reports_errors_with_position() -> None:
     result = CliRunner().invoke(_app(), ["sql", "-e", "SELECT a FROM nowhere"])
     assert result.exit_code == 1
     assert "SQL error at line 1, column 15: unknown table 'nowhere'" in result.output
+
+
+def test_execute_statement_set_runs_its_inserts_on_shared_sources(tmp_path: Path) -> None:
+    flow = td.Flow("set")
+    flow.sql(BID + f"""
+      CREATE TABLE cheap (auction BIGINT, kind STRING)
+        WITH ('connector' = 'filesystem', 'path' = '{tmp_path}/cheap.jsonl', 'format' = 'json');
+      CREATE TABLE bidders (bidder BIGINT)
+        WITH ('connector' = 'filesystem', 'path' = '{tmp_path}/bidders.jsonl', 'format' = 'json');
+      EXECUTE STATEMENT SET
+      BEGIN
+        INSERT INTO cheap SELECT auction, CASE WHEN price < 100 THEN 'low' END FROM bid
+          WHERE price < 1000;
+        INSERT INTO bidders SELECT bidder FROM bid;
+      END;""")
+    assert [n.kind for n in flow.nodes].count("source") == 1
+    flow.run(quiet=True)
+    cheap = pl.read_ndjson(tmp_path / "cheap.jsonl")
+    bidders = pl.read_ndjson(tmp_path / "bidders.jsonl")
+    assert cheap.height and bidders.height > cheap.height
+    with pytest.raises(SqlError, match="EXECUTE STATEMENT SET takes INSERT INTO statements only"):
+        td.Flow("bad").sql(BID + "EXECUTE STATEMENT SET BEGIN SELECT * FROM bid; END;")

@@ -8,6 +8,7 @@ catalog, ``INSERT INTO`` adds a sink to the flow, a ``SELECT`` returns its strea
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,49 @@ class Result:
     key: list[str] | None = None
 
 
+_STATEMENT_SET = re.compile(r"\bEXECUTE\s+STATEMENT\s+SET\s+BEGIN\b", re.IGNORECASE)
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """``text`` with ``[start, end)`` turned into spaces (newlines kept, so positions stay)."""
+    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+
+
+def _statement_sets(script: str) -> str:
+    """``EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END;`` → the INSERTs alone: a
+    script's INSERTs already share their sources and run as one flow."""
+    from sqlglot.tokens import TokenType
+
+    while (m := _STATEMENT_SET.search(script)) is not None:
+        depth, end = 0, None
+        try:
+            tokens = Flink().tokenize(script[m.end():])
+        except TokenError as exc:
+            raise SqlError(f"cannot read the statement: {exc}") from None
+        for i, tok in enumerate(tokens):
+            if tok.token_type == TokenType.CASE:
+                depth += 1
+            elif tok.token_type == TokenType.END:
+                if depth:
+                    depth -= 1
+                    continue
+                last = tokens[i + 1] if i + 1 < len(tokens) and \
+                    tokens[i + 1].token_type == TokenType.SEMICOLON else tok
+                end = (m.end() + tok.start, m.end() + last.end + 1)
+                break
+        line = script.count("\n", 0, m.start()) + 1
+        if end is None:
+            raise SqlError("EXECUTE STATEMENT SET BEGIN without its END;", line,
+                           m.start() - script.rfind("\n", 0, m.start()))
+        body = sqlglot.parse(script[m.end():end[0]], read=Flink) if \
+            script[m.end():end[0]].strip() else []
+        if not body or any(b is not None and not isinstance(b, exp.Insert) for b in body):
+            raise SqlError("EXECUTE STATEMENT SET takes INSERT INTO statements only", line,
+                           m.start() - script.rfind("\n", 0, m.start()))
+        script = _blank(_blank(script, *end), m.start(), m.end())
+    return script
+
+
 def parse(script: str) -> list[exp.Expr]:
     """The statements of ``script``; a syntax error names its line and column."""
     upper = script.upper()
@@ -52,6 +96,8 @@ def parse(script: str) -> list[exp.Expr]:
         raise unsupported("MATCH_RECOGNIZE", hint="use keyed.match(td.pattern(...)) in Python")
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # SHOW/EXPLAIN parse as commands
     try:
+        if "STATEMENT" in upper:
+            script = _statement_sets(script)
         return [s for s in sqlglot.parse(script, read=Flink) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
