@@ -36,3 +36,18 @@ def test_sql_rejects_a_non_postgres_jdbc_url(tmp_path: Path) -> None:
     flow.sql("CREATE TABLE t (x BIGINT) WITH ('connector' = 'jdbc', 'url' = 'jdbc:mysql://h/db')")
     with pytest.raises(td.errors.TidalError, match="only PostgreSQL URLs"):
         flow.sql("SELECT x FROM t")
+
+
+def test_lookup_enriches_from_a_postgres_reference_table(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn) as conn:
+        conn.execute("CREATE TABLE cards (card TEXT PRIMARY KEY, owner TEXT)")
+        conn.execute("INSERT INTO cards VALUES ('c1', 'ann'), ('c2', 'bob')")
+    flow = td.Flow("pg-lookup")
+    out = td.sinks.memory()
+    tx = flow.source(td.sources.memory([{"card": "c1", "amount": 5}, {"card": "c3", "amount": 7},
+                                        {"card": "c2", "amount": 9}]))
+    tx.lookup(td.table.from_postgres(postgres_dsn, "SELECT card, owner FROM cards"), on="card").sink(out)
+    flow.run(quiet=True, dead_letters_to_log=False)
+    assert sorted(out.rows, key=lambda r: r["card"]) == [
+        {"card": "c1", "amount": 5, "owner": "ann"}, {"card": "c2", "amount": 9, "owner": "bob"},
+        {"card": "c3", "amount": 7, "owner": None}]
