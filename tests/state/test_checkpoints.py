@@ -189,7 +189,10 @@ def test_savepoint_stops_the_flow_and_resumes(tmp_path: Path) -> None:
     proc = start(tmp_path)
     try:
         wait_for_lock(tmp_path)
-        time.sleep(0.5)  # let it process and checkpoint a little
+        deadline = time.monotonic() + 20  # wait until it has processed and checkpointed
+        while not any((tmp_path / "ck").glob("chk-*/MANIFEST")):
+            assert time.monotonic() < deadline, "the pipeline never checkpointed"
+            time.sleep(0.05)
         cli = subprocess.run([sys.executable, "-m", "tidal.cli", "savepoint", str(tmp_path / "ck")],
                              capture_output=True, text=True, timeout=60)
         assert cli.returncode == 0, cli.stderr

@@ -29,6 +29,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from typing import Any, Literal
@@ -94,7 +95,7 @@ class Notification:
         return out
 
 
-class Channel:
+class Channel(ABC):
     """Base of notification channels: subclasses implement :meth:`send` (called in the
     channel's worker thread; raise to have it retried)."""
 
@@ -115,9 +116,9 @@ class Channel:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def send(self, note: Notification) -> None:
         """Deliver one notification now, raising on failure (runs in the worker thread)."""
-        raise NotImplementedError
 
     def submit(self, note: Notification) -> None:
         """Queue ``note`` for delivery; returns at once (drops the oldest when full)."""

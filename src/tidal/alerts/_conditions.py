@@ -17,6 +17,7 @@ operator snapshots it whole with its own state.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,17 +56,17 @@ _COMPARISONS = {"Gt", "GtEq", "Lt", "LtEq", "Eq", "EqValidity", "NotEq", "NotEqV
 State = pl.DataFrame | None
 
 
-class Condition:
+class Condition(ABC):
     """Base of alert conditions; see the module docstring."""
 
     kind: str = "condition"
     columns: tuple[str, ...] = ()
     """Input columns the condition reads (checked against the stream's schema)."""
 
+    @abstractmethod
     def evaluate(self, frame: pl.DataFrame, keys: list[str], state: State) -> tuple[pl.DataFrame, State]:
         """Samples (``keys``, :data:`T`, :data:`ACTIVE`, :data:`VALUE`) for the rows of
         ``frame`` (which holds the row time in :data:`T`), and the new per-key state."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """A one-line description (shown on the dashboard, recorded in checkpoints)."""

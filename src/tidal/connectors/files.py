@@ -13,6 +13,7 @@ import csv as csvmod
 import glob
 import io
 import os
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,9 @@ class _LinePartition(SourcePartition):
         self.offset += len(chunk)
         return self.parse(chunk, start)
 
+    @abstractmethod
     def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
-        raise NotImplementedError  # pragma: no cover - both subclasses override
+        """Rows of ``chunk`` (whole lines starting at byte ``start``); bad lines to dead letters."""
 
     def reject(self, line: bytes, reason: str, offset: int) -> None:
         self.ctx.dead_letter(line.decode(errors="replace"), reason,
@@ -327,8 +329,9 @@ class _FileSink(TransactionalSink):
         except OSError as exc:
             raise SinkError(f"sink {ctx.sink!r} cannot open {str(self.path)!r}: {exc}") from exc
 
+    @abstractmethod
     def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
-        raise NotImplementedError  # pragma: no cover - subclasses override
+        """Write ``batch`` to ``out`` in the file's format."""
 
     def write(self, batch: pl.DataFrame) -> None:
         assert self.file is not None

@@ -30,6 +30,7 @@ import os
 import shutil
 import time
 import uuid
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -97,8 +98,9 @@ class _Buffered(TransactionalSink):
             self.write_now(rows)
             self.last_write = time.monotonic()
 
+    @abstractmethod
     def write_now(self, rows: pl.DataFrame) -> None:
-        raise NotImplementedError  # pragma: no cover - subclasses override
+        """Write ``rows`` to the target now (without checkpoints)."""
 
     def close(self) -> None:
         self.flush(force=True)

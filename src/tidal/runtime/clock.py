@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 
 
-class Clock:
+class Clock(ABC):
     """Source of processing time in epoch milliseconds."""
 
+    @abstractmethod
     def now(self) -> int:
         """Current processing time, epoch ms."""
-        raise NotImplementedError
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float) -> None:  # noqa: B027 - optional: a manual clock never waits
         """Wait (the manual clock does not)."""
 
 
