@@ -119,10 +119,18 @@ class Session:
         self.settings: dict[str, str] = {}
         self.functions: dict[str, Function] = {}
         self._streams: weakref.WeakKeyDictionary[Flow, dict[str, Rel]] = weakref.WeakKeyDictionary()
+        self._shared: weakref.WeakKeyDictionary[Flow, dict[tuple[Any, ...], tuple[Stream, int]]] \
+            = weakref.WeakKeyDictionary()
 
     def streams_of(self, flow: Flow) -> dict[str, Rel]:
         """The tables a flow has already read (one source per table per flow)."""
         return self._streams.setdefault(flow, {})
+
+    def aggregates_of(self, flow: Flow) -> dict[tuple[Any, ...], tuple[Stream, int]]:
+        """The aggregations a flow already computes, by what they compute: a second
+        identical GROUP BY (q5's two HOP counts) reads the first one's result instead of
+        keeping the same state twice."""
+        return self._shared.setdefault(flow, {})
 
     # -- Python interop ----------------------------------------------------------------------
     def register_table(self, name: str, stream: Stream) -> None:
@@ -280,11 +288,14 @@ class Session:
             raise error(f"INSERT INTO {name}: an updating result needs PRIMARY KEY (...) NOT "
                         f"ENFORCED on {name!r} so that each row replaces its key's row", node)
         exprs = []
+        as_is = list(rel.schema) == sink_cols
         for f, target_col in zip(rel.fields, sink_cols, strict=True):
             e = pl.col(f.column)
             want = entry.columns.get(target_col)
             if want is not None and rel.schema[f.column] != want:
                 e = e.cast(want, strict=False)
+                as_is = False
+            as_is = as_is and f.column == target_col
             exprs.append(e.alias(target_col))
         opts = entry.table_options()
         sink = conn.sink(opts)
@@ -292,7 +303,7 @@ class Session:
         if unused:
             raise ConfigError(f"table {name!r}: option(s) {unused} are not known to the "
                               f"{entry.connector!r} sink")
-        rel.stream.select(exprs).sink(sink, name=f"{name}")
+        (rel.stream if as_is else rel.stream.select(exprs)).sink(sink, name=f"{name}")
         return Result("insert")
 
     # -- text results ---------------------------------------------------------------------------
