@@ -120,3 +120,26 @@ def test_execute_statement_set_runs_its_inserts_on_shared_sources(tmp_path: Path
     assert cheap.height and bidders.height > cheap.height
     with pytest.raises(SqlError, match="EXECUTE STATEMENT SET takes INSERT INTO statements only"):
         td.Flow("bad").sql(BID + "EXECUTE STATEMENT SET BEGIN SELECT * FROM bid; END;")
+
+
+def test_plan_filters_before_joins_and_shares_identical_aggregations() -> None:
+    """What EXPLAIN shows a user tuning a query: conditions on one side of a join run
+    before it (fewer rows kept in join state), and two identical GROUP BYs (Nexmark q5's
+    two HOP counts) are one stateful step read twice."""
+    from tidal.sql.nexmark import ddl
+
+    flow = td.Flow("plan")
+    flow.sql(ddl(events=1000))
+    q3 = flow.sql("""EXPLAIN SELECT P.name, A.id FROM auction AS A JOIN person AS P
+                     ON A.seller = P.id AND P.city <> 'x'
+                     WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'CA')""")
+    lines = q3.splitlines()
+    joined = next(i for i, line in enumerate(lines) if " join: " in line)
+    filtered = [line.split(" <- ")[1].split("]")[0] for line in lines if " filter: " in line]
+    assert sorted(filtered) == ["[auction", "[person"]  # each side filtered at its source
+    assert not any(" filter: " in line for line in lines[joined:])
+    q5 = flow.sql((Path(__file__).parents[2] / "queries/nexmark/q5.sql").read_text()
+                  .split("INSERT INTO nexmark_q5", 1)[1].replace(";", "").join(["EXPLAIN ", ""]))
+    windows = [line for line in q5.splitlines() if "sliding(10s, every=2s)" in line
+               and " window: " in line]
+    assert len(windows) == 1, q5
