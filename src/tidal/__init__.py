@@ -18,7 +18,7 @@ from tidal.api.flow import Flow
 from tidal.api.pattern import pattern
 from tidal.api.stream import KeyedStream, Stream, WindowedStream
 from tidal.api.watermarks import bounded_delay
-from tidal.api.windows import session, sliding, tumbling
+from tidal.api.windows import cumulate, session, sliding, tumbling
 from tidal.operators.keyed import KeyState
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __all__ = [
     "agg",
     "alerts",
     "bounded_delay",
+    "cumulate",
     "errors",
     "pattern",
     "session",

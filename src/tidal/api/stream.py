@@ -19,7 +19,7 @@ import polars as pl
 
 from tidal._time import Duration, duration_ms
 from tidal.api.agg import Agg
-from tidal.api.windows import Session, Sliding, Tumbling, WindowSpec
+from tidal.api.windows import Cumulative, Session, Sliding, Tumbling, WindowSpec
 from tidal.errors import ConfigError, PlanError
 from tidal.operators.base import Operator
 from tidal.operators.keyed import (
@@ -31,7 +31,11 @@ from tidal.operators.keyed import (
 )
 from tidal.operators.stateless import Expressions, MapBatches, Passthrough, RecordFunction
 from tidal.operators.timeattr import TimeAttr
-from tidal.operators.window import SessionWindowAggregate, WindowAggregate
+from tidal.operators.window import (
+    CumulativeWindowAggregate,
+    SessionWindowAggregate,
+    WindowAggregate,
+)
 from tidal.plan import Node, caller_location, check_columns, infer_schema
 
 if TYPE_CHECKING:
@@ -306,8 +310,8 @@ class KeyedStream:
         where = caller_location()
         if not isinstance(spec, WindowSpec):
             raise PlanError(
-                f"window at {where}: expected td.tumbling(...), td.sliding(...) or "
-                f"td.session(...), got {type(spec).__name__}"
+                f"window at {where}: expected td.tumbling(...), td.sliding(...), "
+                f"td.cumulate(...) or td.session(...), got {type(spec).__name__}"
             )
         if self.stream.node.time is None:
             raise PlanError(
@@ -417,6 +421,8 @@ class WindowedStream:
         def make(n: str) -> Operator:
             if isinstance(spec, Session):
                 return SessionWindowAggregate(n, keys, time, spec, aggs, lateness, early)
+            if isinstance(spec, Cumulative):
+                return CumulativeWindowAggregate(n, keys, time, spec, aggs, lateness, early)
             assert isinstance(spec, Tumbling | Sliding)
             return WindowAggregate(n, keys, time, spec, aggs, lateness, early)
 

@@ -7,6 +7,8 @@ watermark reaches ``end``. A spec only describes windows; the window operator
 >>> import tidal as td
 >>> td.tumbling("10s"), td.sliding("10s", every="2s"), td.session(gap="30s")
 (tumbling(10s), sliding(10s, every=2s), session(gap=30s))
+>>> td.cumulate("1d", step="1h")
+cumulate(1d, step=1h)
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 from tidal._time import Duration, duration_ms
 from tidal.errors import ConfigError
 
-__all__ = ["Session", "Sliding", "Tumbling", "WindowSpec", "session", "sliding", "tumbling"]
+__all__ = ["Cumulative", "Session", "Sliding", "Tumbling", "WindowSpec", "cumulate", "session",
+           "sliding", "tumbling"]
 
 
 class WindowSpec:
@@ -68,6 +71,30 @@ class Sliding(WindowSpec):
 
 
 @dataclass(frozen=True)
+class Cumulative(WindowSpec):
+    """Windows that share a ``size_ms``-aligned start and grow by ``step_ms``: for each start
+    ``s``, the windows ``[s, s + step)``, ``[s, s + 2*step)``, ..., ``[s, s + size)`` (Flink's
+    CUMULATE). An event is in every window of its start that ends after it."""
+
+    size_ms: int
+    step_ms: int
+    offset_ms: int = 0
+
+    @property
+    def pane_ms(self) -> int:
+        """The slice of time each window grows by: every window is a union of whole panes."""
+        return self.step_ms
+
+    @property
+    def every_ms(self) -> int:
+        """How often a new window start comes: once per ``size``."""
+        return self.size_ms
+
+    def __repr__(self) -> str:
+        return f"cumulate({_fmt(self.size_ms)}, step={_fmt(self.step_ms)})"
+
+
+@dataclass(frozen=True)
 class Session(WindowSpec):
     """Per-key windows that close after ``gap_ms`` without events; touching sessions merge."""
 
@@ -101,6 +128,19 @@ def sliding(size: Duration, every: Duration, offset: Duration = 0) -> Sliding:
     if every_ms == size_ms:
         return Sliding(size_ms, every_ms, duration_ms(offset, "window offset"))
     return Sliding(size_ms, every_ms, duration_ms(offset, "window offset"))
+
+
+def cumulate(size: Duration, step: Duration, offset: Duration = 0) -> Cumulative:
+    """Growing windows: ``cumulate("1d", step="1h")`` gives, each day, the windows [00:00,
+    01:00), [00:00, 02:00), ..., [00:00, 24:00), for running totals that reset every day."""
+    size_ms = _positive(size, "window size")
+    step_ms = _positive(step, "window step")
+    if size_ms % step_ms:
+        raise ConfigError(
+            f"cumulate window size {_fmt(size_ms)} is not a multiple of its step {_fmt(step_ms)}: "
+            "the last window would not end at the size; use a step that divides the size"
+        )
+    return Cumulative(size_ms, step_ms, duration_ms(offset, "window offset"))
 
 
 def session(gap: Duration) -> Session:

@@ -1,10 +1,11 @@
-"""Keyed event-time windows: tumbling, sliding and session, with built-in aggregates.
+"""Keyed event-time windows: tumbling, sliding, cumulating and session, with built-in aggregates.
 
 State is columnar: a list of frames of partial aggregates keyed by ``keys + window start``,
 merged into one frame (amortized compaction) only when a window can fire or the list grows.
 Window assignment runs as Polars expressions; a sliding window pre-aggregates each batch
 into panes (the gcd of size and slide) before fanning the much smaller pane partials out to
-the windows that contain them.
+the windows that contain them. A cumulating window keeps its panes (the step) apart, and a
+window's result is the merge of its panes, made when it fires.
 
 Timing rules (``W`` is the operator's watermark before the batch):
 
@@ -21,11 +22,11 @@ import polars as pl
 
 from tidal._time import MAX_TIME, MIN_TIME
 from tidal.api.agg import TIME, Agg, compile_aggs
-from tidal.api.windows import Session, Sliding, Tumbling
+from tidal.api.windows import Cumulative, Session, Sliding, Tumbling
 from tidal.operators.base import Operator
 from tidal.operators.timeattr import TimeAttr
 
-__all__ = ["SessionWindowAggregate", "WindowAggregate"]
+__all__ = ["CumulativeWindowAggregate", "SessionWindowAggregate", "WindowAggregate"]
 
 START = "window_start"
 END = "window_end"
@@ -100,7 +101,7 @@ class WindowAggregate(_Aggregating):
         name: str,
         keys: list[str],
         time: TimeAttr,
-        spec: Tumbling | Sliding,
+        spec: Tumbling | Sliding | Cumulative,
         aggs: dict[str, Agg],
         allowed_lateness_ms: int = 0,
         early_every_ms: int | None = None,
@@ -229,6 +230,104 @@ class WindowAggregate(_Aggregating):
         self.frames = [frame] if isinstance(frame, pl.DataFrame) and frame.height else []
         self.min_start = self.frames[0][START].min() if self.frames else MAX_TIME
         self.watermark = int(state["watermark"])  # type: ignore[arg-type]
+
+
+class CumulativeWindowAggregate(WindowAggregate):
+    """Cumulating windows (:func:`tidal.cumulate`) with :mod:`tidal.agg` aggregates.
+
+    Batches are pre-aggregated per key and pane (one ``step``) as for tumbling windows, and
+    the panes stay apart in the state: the windows ``[s, s + step)``, ``[s, s + 2*step)``,
+    ... of one start ``s`` are distinct results, each the merge of the panes it covers,
+    computed when the watermark passes its end. A key's panes are kept until its last window
+    (``s + size``) is past the allowed lateness.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        keys: list[str],
+        time: TimeAttr,
+        spec: Cumulative,
+        aggs: dict[str, Agg],
+        allowed_lateness_ms: int = 0,
+        early_every_ms: int | None = None,
+    ) -> None:
+        super().__init__(name, keys, time, spec, aggs, allowed_lateness_ms, early_every_ms)
+        self.step = spec.step_ms
+
+    def _windows(self, panes: pl.DataFrame, first_end: pl.Expr | int,
+                 last_end: pl.Expr | int) -> pl.DataFrame:
+        """The windows holding ``panes`` whose ends are in ``[first_end, last_end]`` (both on
+        a step boundary), each the merge of its panes: keys, window start, end, partials."""
+        pane = pl.col(START)
+        start = self._floor(pane, self.size)
+        lo = pl.max_horizontal(pane + self.step, first_end)
+        hi = pl.min_horizontal(start + self.size, last_end)
+        ends = pl.int_ranges(lo, hi + 1, self.step, dtype=pl.Int64)
+        exploded = panes.with_columns(start.alias(START), ends.alias(END)).explode(END)
+        return exploded.filter(pl.col(END).is_not_null()) \
+            .group_by([*self.group, END]).agg(self.merge)
+
+    def _last_fired(self) -> int:
+        """The end of the last window the watermark has fired."""
+        return self._floor_int(self.watermark, self.step)
+
+    def _add(self, partials: pl.DataFrame) -> None:
+        self.frames.append(partials)
+        self.min_start = min(self.min_start, partials[START].min())
+        if self.timer_interval_ms is not None:
+            self.dirty.append(partials.select(self.group))
+        if self.watermark > MIN_TIME and self.lateness:
+            fired = partials.filter(pl.col(START) + self.step <= self.watermark)
+            if fired.height:  # late but allowed: emit the corrected windows now
+                state = self._panes_touched_by(fired.select(self.group))
+                self.emit(self.output(self._windows(state, pl.col("__from") + self.step,
+                                                    self._last_fired())))
+        if len(self.frames) > _COMPACT_EVERY:
+            self._compact()
+
+    def _panes_touched_by(self, panes: pl.DataFrame) -> pl.DataFrame:
+        """The state's panes in the windows of ``panes`` (same keys and window start), each
+        with the earliest of those ``panes`` in ``__from``."""
+        start = self._floor(pl.col(START), self.size).alias("__s")
+        touched = panes.group_by(*self.keys, start).agg(pl.col(START).min().alias("__from"))
+        state = self._compact().with_columns(start)
+        return state.join(touched, on=[*self.keys, "__s"]).drop("__s")
+
+    def on_watermark(self, watermark: int) -> None:
+        previous, self.watermark = self.watermark, watermark
+        if not self.frames or self.min_start + self.step > watermark:
+            return
+        state = self._compact()
+        first = self.min_start + self.step
+        if previous > MIN_TIME:
+            first = max(first, self._floor_int(previous, self.step) + self.step)
+        last = self._last_fired()
+        if first <= last:
+            pane = pl.col(START)
+            ready = state.filter((pane + self.step <= last)
+                                 & (self._floor(pane, self.size) + self.size >= first))
+            self.emit(self.output(self._windows(ready, first, last)))
+        kept = state.filter(self._floor(pl.col(START), self.size) + self.size + self.lateness
+                            > watermark)
+        self.frames = [kept] if kept.height else []
+        self.min_start = kept[START].min() if kept.height else MAX_TIME
+
+    def on_timer(self, now_ms: int) -> None:
+        """Early results: every open window holding a pane updated since the last tick."""
+        if not self.dirty or not self.frames:
+            self.dirty = []
+            return
+        state = self._panes_touched_by(pl.concat(self.dirty))
+        self.dirty = []
+        first = pl.col("__from") + self.step
+        if self.watermark > MIN_TIME:
+            first = pl.max_horizontal(first, self._last_fired() + self.step)
+        self.emit(self.output(self._windows(state, first, self._floor(pl.col(START), self.size)
+                                            + self.size)))
+
+    def output(self, state: pl.DataFrame) -> pl.DataFrame:
+        return _Aggregating.output(self, state)
 
 
 class SessionWindowAggregate(_Aggregating):
