@@ -155,6 +155,9 @@ class StreamJoin(_Join):
         self.left: pl.DataFrame | None = None
         self.right: pl.DataFrame | None = None
         self.next_id = 0
+        self.oldest: dict[str, int] = {}
+        """The smallest time held per side (LT/RT), when known: a regular join's TTL check
+        skips the scan of its whole state while nothing can have expired."""
 
     def _in_bounds(self) -> pl.Expr | None:
         if not self.bounded:
@@ -187,6 +190,7 @@ class StreamJoin(_Join):
                        if pairs is not None and pairs.height else pl.lit(False))
                 rows = rows.with_columns(hit.alias(MATCHED))
             self.left = _append(self.left, rows)
+            self._note_oldest(LT, rows)
         else:
             self.remember_right(batch)
             rows = self.stamp(batch, self.right_time, RT)
@@ -199,19 +203,36 @@ class StreamJoin(_Join):
                     hit = pl.col(ID).is_in(pairs[ID].unique().implode())
                     self.left = self.left.with_columns(pl.col(MATCHED) | hit)  # type: ignore[union-attr]
             self.right = _append(self.right, rows)
+            self._note_oldest(RT, rows)
+
+    def _note_oldest(self, column: str, rows: pl.DataFrame) -> None:
+        if column in self.oldest and rows.height:
+            self.oldest[column] = min(self.oldest[column], rows[column].min())  # type: ignore[type-var]
 
     # -- state bounds ----------------------------------------------------------------------
     def _expire(self, now: int) -> None:
         """Drop rows that can no longer match (``now``: watermark or processing time)."""
-        if self.left is not None and self.left.height:
+        if self.left is not None and self.left.height and not self._unexpired(LT, now):
             keep = self._keep(LT, now)
             if self.how == "left":
                 gone = self.left.filter(~keep & ~pl.col(MATCHED))
                 if gone.height:
                     self.emit(self.pad(gone.sort(LT)))
             self.left = self.left.filter(keep)
-        if self.right is not None and self.right.height:
+            self.oldest.pop(LT, None)
+        if self.right is not None and self.right.height and not self._unexpired(RT, now):
             self.right = self.right.filter(self._keep(RT, now))
+            self.oldest.pop(RT, None)
+
+    def _unexpired(self, column: str, now: int) -> bool:
+        """True when a TTL-only (regular) join's side surely keeps every row at ``now``."""
+        if self.bounded or self.ttl is None:
+            return False
+        frame = self.left if column == LT else self.right
+        if column not in self.oldest:
+            assert frame is not None
+            self.oldest[column] = frame[column].min()  # type: ignore[assignment]
+        return self.oldest[column] + self.ttl > now
 
     def _keep(self, column: str, now: int) -> pl.Expr:
         t = pl.col(column)
@@ -243,6 +264,7 @@ class StreamJoin(_Join):
 
     def restore(self, state: dict[str, Any]) -> None:
         self.left, self.right = state["left"], state["right"]
+        self.oldest = {}
         self.next_id = int(state["next_id"])
         self.right_empty = state["right_empty"] if self.right_empty is None else self.right_empty
         self.watermark = int(state["watermark"])
