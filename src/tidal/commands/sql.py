@@ -59,10 +59,16 @@ def sql_command(
     from tidal.errors import TidalError
     from tidal.sql import session_for
 
-    if (file is None) == (execute is None):
-        typer.echo("tidal sql: give a FILE.sql or -e \"STATEMENTS\" (the interactive shell is "
-                   "not available yet)", err=True)
+    if file is not None and execute is not None:
+        typer.echo("tidal sql: give a FILE.sql or -e \"STATEMENTS\", not both", err=True)
         raise typer.Exit(2)
+    if file is None and execute is None:
+        if sys.stdin.isatty():
+            from tidal.commands.sql_shell import run_shell
+
+            run_shell(max_batch_rows=max_batch_rows)
+            return
+        execute = sys.stdin.read()  # a script piped in: `echo "SELECT ...;" | tidal sql`
     if file is not None and not file.exists():
         typer.echo(f"tidal sql: no such file {str(file)!r}", err=True)
         raise typer.Exit(2)
