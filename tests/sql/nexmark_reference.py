@@ -96,6 +96,14 @@ REFERENCE = {
                split_part(url, '/', 6) FROM bid""",
     # ROW_NUMBER ties go by arrival (event_id, NEXMARK.md 4.1): q9 and q19 keep the earlier
     # bid, q18 (deduplication keeping the last row) the later
+    # q4: AVG of BIGINT is a BIGINT, truncated toward zero (prices are positive)
+    "q4": """
+        WITH win AS (SELECT A.id, A.category, max(B.price) AS final
+                     FROM auction A JOIN bid B ON A.id = B.auction
+                     WHERE B."dateTime" BETWEEN A."dateTime" AND A.expires
+                     GROUP BY A.id, A.category)
+        SELECT category AS id, CAST(sum(final) // count(final) AS BIGINT) AS final
+        FROM win GROUP BY category""",
     "q9": """
         SELECT id, itemName, description, initialBid, reserve, "dateTime", expires, seller, category,
                extra, auction, bidder, price, bid_dateTime, bid_extra FROM (
@@ -117,6 +125,6 @@ REFERENCE = {
         WHERE rank_number <= 10""",
 }
 
-KEYS = {"q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"], "q9": ["id"],
+KEYS = {"q4": ["id"], "q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"], "q9": ["id"],
         "q18": ["bidder", "auction"], "q19": ["auction", "rank_number"]}
 """Upsert keys of the updating queries."""

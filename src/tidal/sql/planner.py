@@ -29,11 +29,13 @@ from sqlglot import exp
 import tidal.api.agg as agg
 from tidal.api.watermarks import bounded_delay
 from tidal.api.windows import Session, Sliding, Tumbling, WindowSpec, session, sliding, tumbling
+from tidal.operators.changelog import upsert_aggregate
 from tidal.operators.timeattr import TimeAttr
 from tidal.sql.catalog import Registered, TableDef, ViewDef
 from tidal.sql.dialect import WindowTVF
 from tidal.sql.errors import error, unsupported
 from tidal.sql.expressions import Field, Scope, Translator, interval_ms
+from tidal.sql.updating import DELETE, check_aggregate_input, row_identity, without_identity
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
@@ -65,6 +67,9 @@ class Rel:
     <= N`` gives its N (:meth:`Planner.apply_rank`)."""
     origin: dict[str, str] = field(default_factory=dict)
     """Output column → the input column a projection copied it from (plain references)."""
+    identity: list[str] = field(default_factory=list)
+    """An updating result whose key was projected away: hidden copies of the key, which a
+    GROUP BY over it retracts by (:mod:`tidal.sql.updating`)."""
 
     @property
     def schema(self) -> pl.Schema:
@@ -180,7 +185,7 @@ class Planner:
     # -- queries --------------------------------------------------------------------------
     def query(self, node: exp.Expr) -> Rel:
         """Plan a whole query: its result, ready for a sink or a stream."""
-        return self.settled(self.relation_of(node), node)
+        return self.settled(without_identity(self.relation_of(node)), node)
 
     def settled(self, rel: Rel, node: exp.Expr) -> Rel:
         """``rel`` unless it is a ROW_NUMBER still waiting for its ``WHERE rn <= N``."""
@@ -715,11 +720,14 @@ class Planner:
             names[i] = unique
             seen.add(unique)
         hidden = list(carry or {})
+        lost, identity = row_identity(rel, names, sources)
         if not carry and names == sources == list(rel.schema):
             stream = rel.stream  # SELECT of every column as it is: no step
         else:
             stream = rel.stream.select([e.alias(n) for e, n in zip(exprs, names, strict=True)]
-                                       + [e.alias(n) for n, e in (carry or {}).items()])
+                                       + [e.alias(n) for n, e in (carry or {}).items()]
+                                       + [pl.col(DELETE)] * (DELETE in rel.schema)
+                                       + [e.alias(n) for n, e in lost.items()])
         out = Rel(stream, [Field(None, n, n) for n in [*names, *hidden]], updating=rel.updating,
                   origin={n: s for n, s in zip(names, sources, strict=True)
                           if s is not None and not s.startswith("__")})
@@ -738,14 +746,14 @@ class Planner:
                 out.key.append(n)
         if rel.updating and len(out.key) != len(rel.key):
             out.key = []  # the upsert key was projected away
+            out.identity = identity
         return out
 
     # -- aggregation ------------------------------------------------------------------------
     def aggregate(self, rel: Rel, node: exp.Select, group: exp.Group | None,
                   having: exp.Having | None) -> Rel:
-        if rel.updating:
-            raise unsupported("an aggregate over an updating result (GROUP BY of a GROUP BY "
-                              "without windows)", node)
+        if rel.updating:  # retractions: tidal.sql.updating
+            check_aggregate_input(rel, node, group, having)
         keys_sql = list(group.expressions) if group is not None else []
         for k in ("rollup", "cube", "grouping_sets"):
             if group is not None and group.args.get(k):
@@ -845,6 +853,8 @@ class Planner:
             keyed = stream.key_by(key_cols)
             if spec is not None:
                 result = keyed.window(spec).agg(specs)
+            elif rel.updating:
+                result = upsert_aggregate(stream, rel.key or rel.identity, key_cols, specs)
             else:
                 result = keyed.agg(specs)
             shared[sig] = (result, start_n)
