@@ -20,6 +20,7 @@ from tidal.connectors.lake import DeltaSink, ParquetDataset
 from tidal.connectors.log import LogSink
 from tidal.connectors.memory import Callback, Collect
 from tidal.connectors.mqtt import MqttSink
+from tidal.connectors.partitioned import PartitionCommit, PartitionedFiles
 from tidal.connectors.postgres import PostgresSink
 from tidal.connectors.redis import RedisSink
 from tidal.connectors.sqlite import sqlite
@@ -40,6 +41,7 @@ __all__ = [
     "mqtt",
     "parquet",
     "parquet_dataset",
+    "partitioned_files",
     "postgres",
     "redis",
     "sqlite",
@@ -147,6 +149,16 @@ def parquet_dataset(path: str | os.PathLike[str], partition_by: str | list[str] 
     """Write a Hive-partitioned Parquet dataset (``path/date=.../hour=.../part-*.parquet``);
     exactly-once file commits when the flow checkpoints. See docs/connectors/lake.md."""
     return ParquetDataset(path, partition_by, compression)
+
+
+def partitioned_files(path: str | os.PathLike[str], partition_by: list[str] | None = None,
+                      format: Literal["csv", "json", "parquet"] = "csv",  # noqa: A002
+                      commit: PartitionCommit | None = None, **rolling: Any) -> PartitionedFiles:
+    """Write CSV, JSON lines or Parquet files into Hive-style partition directories, rolled
+    (``file_size``, ``rollover_ms``, ``inactivity_ms``, ``check_interval_ms``) and committed
+    with a ``_SUCCESS`` file (``commit``) like Flink's filesystem sink; exactly-once when the
+    flow checkpoints. See docs/connectors/filesystem.md."""
+    return PartitionedFiles(path, format=format, partition_by=partition_by, commit=commit, **rolling)
 
 
 def delta(path: str | os.PathLike[str], partition_by: str | list[str] | None = None,

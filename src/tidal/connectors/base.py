@@ -23,6 +23,11 @@ Sinks
 -----
 A :class:`Sink` receives every output batch through ``write``; ``flush`` is called at the end
 of each step of the runtime loop (and before a checkpoint), ``close`` once at the end.
+``on_watermark(wm)`` tells a sink that acts on event-time progress (a file sink committing
+partitions) that every row with an earlier event time has reached it: called when its input
+watermark advances, after the rows delivered before; an exactly-once sink gets it after each
+checkpoint's ``apply``, with the watermark of that checkpoint, so it never acts on rows that
+are not committed yet.
 """
 
 from __future__ import annotations
@@ -143,6 +148,10 @@ class Sink(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook
         """Make what was written so far visible/durable; called at the end of each step."""
+
+    def on_watermark(self, watermark: int) -> None:  # noqa: B027 - optional hook
+        """Every row with an event time before ``watermark`` (epoch ms) has been written (or,
+        exactly-once, applied); see the module docstring for when it is called."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release resources; called once at the end."""

@@ -363,21 +363,31 @@ class _FileSink(TransactionalSink):
             self.file = None
 
 
+def encode_jsonl(batch: pl.DataFrame, out: Any, header: bool = False) -> None:
+    """Write ``batch`` to the binary file ``out`` as JSON lines (datetimes as ISO 8601)."""
+    # Polars writes naive datetimes with a space ("2024-01-02 03:04:05"); ISO 8601 wants "T"
+    naive = [c for c, t in batch.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
+    if naive:
+        batch = batch.with_columns(
+            pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f" if batch.schema[c].time_unit == "ms"  # type: ignore[union-attr]
+                                   else "iso:strict")
+            for c in naive
+        )
+    batch.write_ndjson(out)
+
+
+def encode_csv(batch: pl.DataFrame, out: Any, header: bool) -> None:
+    """Write ``batch`` to the binary file ``out`` as CSV, with a header line if ``header``."""
+    batch.write_csv(out, include_header=header)
+
+
 class JsonLinesSink(_FileSink):
     """Appends rows as JSON lines (datetimes as ISO 8601)."""
 
     name = "jsonl"
 
     def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
-        # Polars writes naive datetimes with a space ("2024-01-02 03:04:05"); ISO 8601 wants "T"
-        naive = [c for c, t in batch.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None]
-        if naive:
-            batch = batch.with_columns(
-                pl.col(c).dt.to_string("%Y-%m-%dT%H:%M:%S%.3f" if batch.schema[c].time_unit == "ms"  # type: ignore[union-attr]
-                                       else "iso:strict")
-                for c in naive
-            )
-        batch.write_ndjson(out)
+        encode_jsonl(batch, out)
 
 
 class CsvSink(_FileSink):
@@ -386,7 +396,7 @@ class CsvSink(_FileSink):
     name = "csv"
 
     def encode(self, batch: pl.DataFrame, out: Any, header: bool) -> None:
-        batch.write_csv(out, include_header=header)
+        encode_csv(batch, out, header)
 
 
 class ParquetSink(TransactionalSink):

@@ -57,9 +57,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _hive_value(value: Any) -> str:
+def hive_dir(columns: list[str], values: tuple[Any, ...] | list[Any], default: str = _NULL) -> str:
+    """The Hive-style directory ``a=1/b=x`` of one partition (``default`` for a null value)."""
+    return "/".join(f"{c}={_hive_value(v, default)}" for c, v in zip(columns, values, strict=True))
+
+
+def _hive_value(value: Any, default: str = _NULL) -> str:
     # like Hive and Spark: percent-escape what a directory name cannot hold
-    return _NULL if value is None else quote(str(value), safe=" -_.:+@")
+    return default if value is None or value == "" else quote(str(value), safe=" -_.:+@")
 
 
 class _Buffered(TransactionalSink):
@@ -156,7 +161,7 @@ class ParquetDataset(_Buffered):
         groups = rows.partition_by(self.partition_by, as_dict=True, include_key=False,
                                    maintain_order=True)
         for values, part in groups.items():
-            subdir = "/".join(f"{c}={_hive_value(v)}" for c, v in zip(self.partition_by, values, strict=True))
+            subdir = hive_dir(self.partition_by, values)
             out.append((f"{subdir}/{stem}.parquet", part))
         return out
 

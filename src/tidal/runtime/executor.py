@@ -258,7 +258,8 @@ class Executor:
            checkpoint into a new checkpoint directory, publishing it by an atomic rename
            of its manifest (:class:`tidal.state.checkpoint.CheckpointStore`);
         3. only then let each exactly-once sink apply its rows, tagged with the checkpoint
-           id (idempotent, so recovery can safely apply them again);
+           id (idempotent, so recovery can safely apply them again), then tell it the
+           checkpoint's watermark (``Sink.on_watermark``);
         4. prune old checkpoints.
         """
         assert self.store is not None
@@ -277,11 +278,12 @@ class Executor:
         self.metrics.last_checkpoint_s = time.perf_counter() - started
         self.metrics.last_checkpoint_bytes = sum(
             e["size"] for e in [*cp.manifest["operators"].values(), *cp.manifest["sinks"].values()])
-        # 3.
+        # 3. (then the watermark of the checkpoint: what it committed is complete up to it)
         for node, batches in self.pending.items():
             if batches:
                 node.sink.apply(staged[node.name], cp.id)
                 batches.clear()
+            node.sink.on_watermark(self.wm[node])
         self._commit_sources(meta["positions"])
         # 4.
         if not savepoint:
@@ -419,6 +421,8 @@ class Executor:
                 start = time.perf_counter()
                 op.on_watermark(wm)
                 self.metrics.steps[node.name].busy_s += time.perf_counter() - start
+            elif node.kind == "sink" and node not in self.pending:
+                node.sink.on_watermark(wm)  # exactly-once sinks: after the checkpoint's apply
         sources = [self.wm[n] for n in self.readers]
         self.metrics.watermark = min(sources) if sources else MAX_TIME
 

@@ -36,6 +36,8 @@ class TableDef:
     options: dict[str, str]
     primary_key: list[str]
     temporary: bool = False
+    partition_keys: list[str] = field(default_factory=list)
+    """``PARTITIONED BY (...)`` columns (a filesystem sink writes ``col=value/`` directories)."""
 
     @property
     def connector(self) -> str:
@@ -43,7 +45,7 @@ class TableDef:
 
     def table_options(self) -> TableOptions:
         return TableOptions(self.name, self.options, dict(self.columns), list(self.primary_key),
-                            {"connector"})
+                            {"connector"}, list(self.partition_keys))
 
 
 @dataclass
@@ -147,9 +149,12 @@ def table_from_ddl(node: exp.Create) -> TableDef:
             raise error(f"WATERMARK FOR {rowtime}: {name!r} has no column {rowtime!r}", node)
     options: dict[str, str] = {}
     temporary = False
+    partition_keys: list[str] = []
     for prop in (node.args.get("properties") or exp.Properties(expressions=[])).expressions:
         if isinstance(prop, exp.TemporaryProperty):
             temporary = True
+        elif isinstance(prop, exp.PartitionedByProperty):
+            partition_keys = _partition_keys(prop, name, columns, computed)
         elif isinstance(prop, exp.Property):
             key = prop.this.name if isinstance(prop.this, exp.Expr) else str(prop.this)
             value = prop.args["value"]
@@ -163,7 +168,28 @@ def table_from_ddl(node: exp.Create) -> TableDef:
         c = options["connector"]
         raise unsupported(f"the connector {c!r}", node,
                           f"use one of {', '.join(sorted(REGISTRY))}{did_you_mean(c, list(REGISTRY))}")
-    return TableDef(name, columns, computed, rowtime, delay, proctime, options, pk, temporary)
+    return TableDef(name, columns, computed, rowtime, delay, proctime, options, pk, temporary,
+                    partition_keys)
+
+
+def _partition_keys(prop: exp.PartitionedByProperty, table: str, columns: dict[str, pl.DataType],
+                    computed: dict[str, exp.Expr]) -> list[str]:
+    """The columns of ``PARTITIONED BY (a, b)``, each a physical column of the table."""
+    items = prop.this.expressions if isinstance(prop.this, exp.Schema) else [prop.this]
+    keys = []
+    for item in items:
+        if not isinstance(item, exp.Identifier | exp.Column):
+            raise unsupported(f"PARTITIONED BY {item.sql()}", prop,
+                              "partition by columns of the table: PARTITIONED BY (dt, hm)")
+        if item.name not in columns:
+            from tidal.plan import did_you_mean
+
+            what = "a computed column" if item.name in computed else "not a column"
+            raise error(f"PARTITIONED BY {item.name}: {item.name!r} is {what} of {table!r}"
+                        f"{did_you_mean(item.name, list(columns))}; partition by physical "
+                        f"columns ({', '.join(columns)})", prop)
+        keys.append(item.name)
+    return keys
 
 
 def _watermark_delay(item: exp.WatermarkColumnConstraint, rowtime: str) -> int:

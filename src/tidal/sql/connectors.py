@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,13 +27,14 @@ __all__ = ["REGISTRY", "Connector", "TableOptions", "register"]
 @dataclass
 class TableOptions:
     """What a connector factory gets: the table's name, ``WITH`` options, physical columns
-    (name → Polars type) and primary key."""
+    (name → Polars type), primary key and ``PARTITIONED BY`` columns."""
 
     table: str
     options: dict[str, str]
     columns: dict[str, pl.DataType]
     primary_key: list[str]
     used: set[str]
+    partition_keys: list[str] = field(default_factory=list)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         self.used.add(key)
@@ -122,7 +123,10 @@ def _fs_source(t: TableOptions) -> Source:
 
 def _fs_sink(t: TableOptions) -> Sink:
     from tidal import sinks
+    from tidal.sql.filesystem import filesystem_sink, is_directory_sink
 
+    if is_directory_sink(t):  # Flink's layout: part files, partitions, rolling, commit
+        return filesystem_sink(t)
     path = t.need("path", "out.jsonl")
     fmt = t.need("format", "json")
     if fmt == "json":
