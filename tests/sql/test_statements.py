@@ -143,3 +143,22 @@ def test_plan_filters_before_joins_and_shares_identical_aggregations() -> None:
     windows = [line for line in q5.splitlines() if "sliding(10s, every=2s)" in line
                and " window: " in line]
     assert len(windows) == 1, q5
+
+
+def test_mod_takes_the_sign_of_the_dividend_in_values_and_comparisons() -> None:
+    """SQL's MOD truncates (Java's %): MOD(-7, 3) = -1, not Python's 2; ``MOD(a, b) = 0``
+    (planned as a cheaper floor modulo) agrees with it for every sign."""
+    import math
+
+    flow = td.Flow("mod")
+    rows = [{"a": a, "b": b} for a in range(-7, 8) for b in (3, -3, 5)]
+    flow.register_table("t", flow.source(td.sources.memory(rows)))
+    out = td.sinks.memory()
+    flow.sql("SELECT a, b, MOD(a, b) AS m, MOD(a, b) = 0 AS z, 0 <> MOD(a, b) AS nz, "
+             "a % b AS p FROM t").sink(out)
+    flow.run(quiet=True)
+    got = out.frame().to_dicts()
+    assert len(got) == len(rows)
+    for r in got:
+        want = int(math.fmod(r["a"], r["b"]))
+        assert (r["m"], r["p"], r["z"], r["nz"]) == (want, want, want == 0, want != 0), r
