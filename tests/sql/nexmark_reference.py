@@ -30,6 +30,9 @@ REFERENCE = {
              a AS (SELECT seller, ({MS} // 10000) * 10000 AS ws FROM auction GROUP BY ALL)
         SELECT p.id, p.name, make_timestamp(p.ws * 1000) AS stime FROM p JOIN a
           ON p.id = a.seller AND p.ws = a.ws""",
+    # q10's partition columns, from DATE_FORMAT(dateTime, 'yyyy-MM-dd') and (..., 'HH:mm')
+    "q10": """SELECT auction, bidder, price, "dateTime", extra, strftime("dateTime", '%Y-%m-%d') AS dt,
+                     strftime("dateTime", '%H:%M') AS hm FROM bid""",
     "q11": f"""
         WITH o AS (SELECT bidder, {MS} AS t,
                           CASE WHEN {MS} - lag({MS}) OVER (PARTITION BY bidder ORDER BY {MS})
