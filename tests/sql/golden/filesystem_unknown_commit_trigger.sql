@@ -1,0 +1,9 @@
+-- error: table 'fs_sink': 'sink.partition-commit.trigger' = 'partition_time' is not one of partition-time, process-time; did you mean 'partition-time'?
+CREATE TABLE bid (auction BIGINT, price BIGINT, `dateTime` TIMESTAMP(3),
+  WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND) WITH ('connector' = 'nexmark', 'events' = '1000');
+CREATE TABLE fs_sink (auction BIGINT, price BIGINT, dt STRING, hm STRING) PARTITIONED BY (dt, hm) WITH (
+  'connector' = 'filesystem', 'path' = 'out/', 'format' = 'csv',
+  'sink.partition-commit.trigger' = 'partition_time',
+  'sink.partition-commit.policy.kind' = 'success-file',
+  'partition.time-extractor.timestamp-pattern' = '$dt $hm:00');
+INSERT INTO fs_sink SELECT auction, price, DATE_FORMAT(`dateTime`, 'yyyy-MM-dd'), DATE_FORMAT(`dateTime`, 'HH:mm') FROM bid;
