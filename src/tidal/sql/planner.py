@@ -28,9 +28,10 @@ from sqlglot import exp
 
 import tidal.api.agg as agg
 from tidal.api.watermarks import bounded_delay
-from tidal.api.windows import Session, Sliding, Tumbling, WindowSpec, session, sliding, tumbling
+from tidal.api.windows import Session, WindowSpec, session, sliding, tumbling
 from tidal.operators.changelog import upsert_aggregate
 from tidal.operators.timeattr import TimeAttr
+from tidal.sql import windowing
 from tidal.sql.catalog import Registered, TableDef, ViewDef
 from tidal.sql.dialect import WindowTVF
 from tidal.sql.errors import error, unsupported
@@ -459,8 +460,8 @@ class Planner:
                 raise unsupported("SESSION(TABLE t PARTITION BY ...)", tvf,
                                   "put the keys in GROUP BY instead")
             spec = session(ivs[0])
-        else:
-            raise unsupported("CUMULATE windows", tvf, "use HOP or TUMBLE")
+        else:  # CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)
+            spec = windowing.cumulate_spec(ivs[0], ivs[1], tvf)
         if physical in rel.proctime:
             s = rel.stream.select(pl.all())
             s.node.time = TimeAttr(physical)  # processing time drives this window
@@ -470,19 +471,7 @@ class Planner:
         return replace(rel, window=(kind, spec, physical), fields=fields)
 
     def _materialize_window(self, rel: Rel, node: exp.Expr) -> Rel:
-        kind, spec, col = rel.window  # type: ignore[misc]
-        if not isinstance(spec, Tumbling):
-            raise unsupported(f"{kind} without GROUP BY window_start, window_end", node)
-        t = pl.col(col).dt.epoch("ms") if isinstance(rel.schema[col], pl.Datetime) else pl.col(col)
-        start = t - t % spec.size_ms
-        dtype = rel.schema[col]
-        cols = {"window_start": start, "window_end": start + spec.size_ms}
-        if isinstance(dtype, pl.Datetime):
-            cols = {k: pl.from_epoch(v, "ms") for k, v in cols.items()}
-        cols["window_time"] = cols["window_end"] - (
-            pl.duration(milliseconds=1) if isinstance(dtype, pl.Datetime) else 1)
-        stream = rel.stream.with_columns(**cols)
-        return replace(rel, stream=stream, window=None)
+        return windowing.materialize(rel, node)
 
     def join(self, left: Rel, node: exp.Join, where: list[exp.Expr]) -> Rel:
         side, kind = (node.args.get("side") or "").upper(), (node.args.get("kind") or "").upper()
@@ -790,11 +779,10 @@ class Planner:
                 s_col, e_col = scope.resolve(starts[0]).column, scope.resolve(ends[0]).column
                 propagated = (s_col, e_col)
                 inner = rel.window_cols[s_col][1]
-                spec = tumbling(inner.every_ms if isinstance(inner, Sliding) else
-                                inner.size_ms)  # type: ignore[union-attr]
                 if isinstance(inner, Session):
                     raise unsupported("grouping the result of a SESSION window by its window",
                                       group)
+                spec = windowing.propagated_spec(inner)
         # the same aggregation of the same input, planned before, is shared: naming replays
         # from where that planning started, so every name below comes out the same
         shared = self.session.aggregates_of(self.flow)

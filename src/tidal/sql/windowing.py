@@ -1,0 +1,106 @@
+"""Windowing TVFs beyond aggregation: CUMULATE, window Top-N and window joins.
+
+The :class:`~tidal.sql.planner.Planner` calls in here; each function takes the planner and
+the relation being planned and returns the planned relation.
+
+- ``CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)`` → :func:`tidal.cumulate`.
+- A window TVF read without ``GROUP BY window_start, window_end`` (``SELECT * FROM
+  TABLE(HOP(...))``) gets its windows as columns (:func:`materialize`): one row per window
+  the event is in, with ``window_start``, ``window_end`` and ``window_time``; the planner
+  remembers those columns (``Rel.window_cols``) as it does for a window aggregation's.
+- ``ROW_NUMBER() OVER (PARTITION BY window_start, window_end, ... ORDER BY ...)`` with
+  ``WHERE rn <= N`` over such rows or over a window aggregation is a *window Top-N*
+  (:func:`window_top_n`): the :class:`~tidal.operators.rank.WindowTopN` operator keeps the
+  best N rows per partition and window and emits them once the watermark passes the
+  window's end; the result is append-only.
+- A join whose ``ON`` equates both sides' ``window_start`` and ``window_end`` (window
+  columns of the same kind of window) is a *window join* (:func:`window_join_ends`): the
+  :class:`~tidal.operators.join.WindowJoin` operator pairs the rows of each window when the
+  watermark passes its end, then forgets them; the result is append-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import polars as pl
+from sqlglot import exp
+
+from tidal.api.windows import Cumulative, Session, Sliding, Tumbling, WindowSpec, cumulate
+from tidal.operators.timeattr import TimeAttr
+from tidal.sql.errors import unsupported
+
+if TYPE_CHECKING:
+    from tidal.sql.planner import Rel
+
+__all__ = ["cumulate_spec", "materialize", "propagated_spec"]
+
+WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
+
+
+def cumulate_spec(step_ms: int, size_ms: int, tvf: exp.Expr) -> Cumulative:
+    """``CUMULATE(..., step, size)`` (Flink's argument order) as a :func:`tidal.cumulate`."""
+    if size_ms % step_ms:
+        raise unsupported("CUMULATE with a size that is not a multiple of the step", tvf,
+                          "choose a step that divides the size")
+    return cumulate(size_ms, step=step_ms)
+
+
+def propagated_spec(inner: WindowSpec) -> Tumbling:
+    """The window that groups a window aggregation's rows by their own window again: rows of
+    one window share ``window_end - 1`` as event time, and a tumbling window of the inner
+    window's pane puts them together and fires as soon as they arrive."""
+    from tidal.api.windows import tumbling
+
+    assert isinstance(inner, Tumbling | Sliding | Cumulative)
+    return tumbling(inner.pane_ms)
+
+
+def materialize(rel: Rel, node: exp.Expr) -> Rel:
+    """The rows of a pending window TVF with their windows as columns: one row per window
+    each event is in (``HOP``: size / slide rows; ``CUMULATE``: one per window of its start
+    that ends after it), with ``window_start``, ``window_end`` and ``window_time`` (the end
+    minus 1 ms) as the event time's type."""
+    assert rel.window is not None
+    kind, spec, column = rel.window
+    if isinstance(spec, Session):
+        raise unsupported(f"{kind} without GROUP BY window_start, window_end", node,
+                          "aggregate the session windows with GROUP BY window_start, "
+                          "window_end, ...")
+    schema = rel.schema
+    dtype = schema[column]
+    t = TimeAttr(column).expr(schema)
+    exploded: pl.Expr | None = None
+    if isinstance(spec, Tumbling):
+        start = t - t % spec.size_ms
+        end = start + spec.size_ms
+    elif isinstance(spec, Sliding):
+        n = spec.size_ms // spec.every_ms
+        last = t - t % spec.every_ms
+        exploded = pl.int_ranges(last - (n - 1) * spec.every_ms, last + 1, spec.every_ms,
+                                 dtype=pl.Int64)
+        start = pl.col("window_start")
+        end = start + spec.size_ms
+    else:
+        assert isinstance(spec, Cumulative)
+        exploded = pl.int_ranges(t - t % spec.step_ms + spec.step_ms,
+                                 t - t % spec.size_ms + spec.size_ms + 1, spec.step_ms,
+                                 dtype=pl.Int64)
+        end = pl.col("window_end")
+        start = end - 1 - (end - 1) % spec.size_ms
+    cols = {"window_start": start, "window_end": end, "window_time": end - 1}
+    if isinstance(dtype, pl.Datetime):
+        cols = {k: pl.from_epoch(v, "ms").dt.replace_time_zone(dtype.time_zone)
+                for k, v in cols.items()}
+    stream = rel.stream
+    if exploded is not None:
+        # one row per window: repeat each row once per element of its list of windows
+        repeat = pl.int_range(pl.len()).repeat_by(exploded.list.len()).explode()
+        name = "window_start" if isinstance(spec, Sliding) else "window_end"
+        stream = stream.select(pl.exclude(*WINDOW_COLUMNS).gather(repeat),
+                               exploded.explode().alias(name))
+    stream = stream.with_columns(**cols)
+    window_cols = {**rel.window_cols, "window_start": ("start", spec),
+                   "window_end": ("end", spec)}
+    return replace(rel, stream=stream, window=None, window_cols=window_cols)
