@@ -267,8 +267,9 @@ class PartitionedFiles(TransactionalSink):
         for part in parts:
             entry = self.record["open"].pop(part)
             if self.format == "parquet" and not self.durable:
-                pl.concat(self.buffers.pop(part), how="diagonal_relaxed").write_parquet(
-                    self.path / part / entry["hidden"])
+                hidden = self.path / part / entry["hidden"]
+                pl.concat(self.buffers.pop(part), how="diagonal_relaxed").write_parquet(hidden)
+                entry["length"] = hidden.stat().st_size
             self.record["rolling"].append({**entry, "part": part})
         self._save()
         for entry in self.record["rolling"]:
