@@ -36,6 +36,7 @@ from tidal.sql.catalog import Registered, TableDef, ViewDef
 from tidal.sql.dialect import WindowTVF
 from tidal.sql.errors import error, unsupported
 from tidal.sql.expressions import Field, Scope, Translator, interval_ms
+from tidal.sql.over import over_calls, plan_over
 from tidal.sql.updating import DELETE, check_aggregate_input, row_identity, without_identity
 
 if TYPE_CHECKING:
@@ -236,6 +237,7 @@ class Planner:
         if node.args.get("distinct") is not None:
             raise unsupported("SELECT DISTINCT", node, "use GROUP BY over the columns")
         row_number: exp.Alias | None = None
+        overs = over_calls(node)  # AGG(x) OVER (...) in the SELECT list: tidal.sql.over
         clauses = [*node.expressions, *(node.args.get(k) for k in ("where", "group", "having"))]
         for clause in clauses:
             for w in clause.find_all(exp.Window) if clause is not None else ():
@@ -243,9 +245,12 @@ class Planner:
                         w.parent in node.expressions and row_number is None:
                     row_number = w.parent
                     continue
+                if any(w is o for o in overs):
+                    continue
                 raise unsupported(f"the OVER window {w.sql()}", w,
-                                  "only ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn, "
-                                  "filtered by WHERE rn <= N in an enclosing query, is planned")
+                                  "OVER is planned in the SELECT list: ROW_NUMBER() OVER "
+                                  "(PARTITION BY ... ORDER BY ...) AS rn, filtered by WHERE rn "
+                                  "<= N in an enclosing query, and AGG(x) OVER (...)")
         where = node.args.get("where")
         conjuncts = _conjuncts(where.this) if where is not None else []
         rel = self.from_(node, conjuncts)
@@ -266,6 +271,8 @@ class Planner:
                 raise error("aggregates are not allowed in WHERE; use HAVING", where)
             pred = self.translator(rel.scope()).expr(where.this)
             rel = replace(rel, stream=rel.stream.filter(pred))
+        if overs:
+            return plan_over(self, rel, node, overs)
         group = node.args.get("group")
         aggs = [a for e in node.expressions for a in _aggs(e)]
         having = node.args.get("having")
