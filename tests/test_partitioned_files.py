@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import tidal as td
+from tidal._time import MAX_TIME
 from tidal.connectors.base import SinkContext
 from tidal.connectors.partitioned import PartitionCommit, PartitionedFiles
 from tidal.errors import ConfigError
@@ -177,3 +178,14 @@ def test_sql_bad_options_say_what_to_write(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"option\(s\) \['sink.rolling-policy.rolover-interval'\] "
                                           "are not known"):
         td.Flow("c").sql(base.format("'sink.rolling-policy.rolover-interval' = '1 min'"))
+
+
+def test_a_partition_without_a_time_commits_when_the_input_ends(tmp_path: Path) -> None:
+    commit = PartitionCommit("partition-time", delay_ms=MINUTE, time_pattern="$dt $hm:00")
+    s = sink(tmp_path, Clock(), commit=commit)
+    s.write(rows(1, 2).with_columns(hm=pl.lit(None, pl.String)))
+    part = tmp_path / "dt=2024-05-01" / "hm=__DEFAULT_PARTITION__"
+    s.on_watermark(4_000_000_000_000)  # far past any minute of 2024
+    assert not (part / "_SUCCESS").exists()
+    s.on_watermark(MAX_TIME)  # the final watermark of a bounded run
+    assert (part / "_SUCCESS").exists() and read(part).height == 2

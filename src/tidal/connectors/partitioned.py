@@ -50,6 +50,7 @@ import orjson
 import polars as pl
 
 from tidal._fsutil import fsync_dir, write_json_atomic
+from tidal._time import MAX_TIME
 from tidal.connectors.base import SinkContext, TransactionalSink
 from tidal.connectors.files import encode_csv, encode_jsonl
 from tidal.connectors.lake import hive_dir
@@ -223,8 +224,11 @@ class PartitionedFiles(TransactionalSink):
         commit = self.commit
         if commit is not None and part not in self.record["pending"]:
             texts = [None if v is None else str(v) for v in values]
-            at = (commit.partition_time(dict(zip(self.partition_by, texts, strict=True)))
-                  if commit.trigger == "partition-time" else None)
+            named = dict(zip(self.partition_by, texts, strict=True))
+            # a null value has no time: such a partition is committed when the input ends
+            at = (commit.partition_time(named) if commit.trigger == "partition-time"
+                  and all(named[f] is not None for f in commit.fields() or self.partition_by[:1])
+                  else None)
             self.record["pending"][part] = {"values": texts, "created": self._now(), "time": at}
         return entry
 
@@ -333,7 +337,8 @@ class PartitionedFiles(TransactionalSink):
             if commit.trigger == "process-time":
                 ready = now >= info["created"] + commit.delay_ms
             else:
-                ready = watermark is not None and watermark > info["time"] + commit.delay_ms
+                ready = watermark is not None and (watermark >= MAX_TIME if info["time"] is None
+                                                   else watermark > info["time"] + commit.delay_ms)
             if ready:
                 done.append(part)
         if not done:

@@ -24,7 +24,7 @@ from tidal.sql.expressions import java_time_format
 
 __all__ = ["filesystem_sink", "flink_duration", "is_directory_sink", "memory_size"]
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([a-zµ]*)\s*$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _DURATION_UNITS = {
     **dict.fromkeys(("", "ms", "milli", "millis", "millisecond", "milliseconds"), 1),
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1_000),
@@ -32,7 +32,6 @@ _DURATION_UNITS = {
     **dict.fromkeys(("h", "hour", "hours"), 3_600_000),
     **dict.fromkeys(("d", "day", "days"), 86_400_000),
 }
-_SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     **dict.fromkeys(("", "b", "bytes"), 1),
     **dict.fromkeys(("k", "kb", "kibibytes"), 1 << 10),
@@ -46,22 +45,22 @@ POLICIES = ("success-file",)
 
 def flink_duration(text: str, option: str = "duration", table: str | None = None) -> int:
     """A Flink ``Duration`` option (``'1 min'``, ``'30s'``, ``'100 ms'``, ``'1 d'``) in ms."""
-    m = _DURATION.match(text)
-    if m is None or m.group(2).lower() not in _DURATION_UNITS:
-        where = f"table {table!r}: " if table else ""
-        raise ConfigError(f"{where}'{option}' = {text!r} is not a duration; write a number and a "
-                          "unit (ms, s, min, h, d), e.g. '1 min' or '30 s'")
-    return int(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+    return _measure(text, _DURATION_UNITS, option, table,
+                    "duration; write a number and a unit (ms, s, min, h, d), e.g. '1 min' or '30 s'")
 
 
 def memory_size(text: str, option: str = "size", table: str | None = None) -> int:
     """A Flink ``MemorySize`` option (``'128MB'``, ``'1 gb'``, ``'512kb'``) in bytes."""
-    m = _SIZE.match(text)
-    if m is None or m.group(2).lower() not in _SIZE_UNITS:
+    return _measure(text, _SIZE_UNITS, option, table,
+                    "size; write a number and a unit (b, kb, mb, gb), e.g. '128MB'")
+
+
+def _measure(text: str, units: dict[str, int], option: str, table: str | None, what: str) -> int:
+    m = _AMOUNT.match(text)
+    if m is None or m.group(2).lower() not in units:
         where = f"table {table!r}: " if table else ""
-        raise ConfigError(f"{where}'{option}' = {text!r} is not a size; write a number and a "
-                          "unit (b, kb, mb, gb), e.g. '128MB'")
-    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        raise ConfigError(f"{where}'{option}' = {text!r} is not a {what}")
+    return int(m.group(1)) * units[m.group(2).lower()]
 
 
 def is_directory_sink(t: TableOptions) -> bool:
