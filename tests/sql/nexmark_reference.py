@@ -116,6 +116,20 @@ REFERENCE = {
           FROM auction A JOIN bid B ON A.id = B.auction
           WHERE B."dateTime" BETWEEN A."dateTime" AND A.expires)
         WHERE rownum = 1""",
+    # q6: the q9 winners, then per seller an OVER average of the last 11 winners by bid time;
+    # tidal orders a seller's winners with equal bid times by the auction (the upsert key)
+    "q6": """
+        WITH win AS (
+          SELECT * FROM (
+            SELECT A.id, A.seller, B.price AS final, B."dateTime",
+              row_number() OVER (PARTITION BY A.id ORDER BY B.price DESC, B."dateTime" ASC,
+                                 B.event_id ASC) AS rownum
+            FROM auction A JOIN bid B ON A.id = B.auction
+            WHERE B."dateTime" BETWEEN A."dateTime" AND A.expires)
+          WHERE rownum = 1)
+        SELECT id, seller, CAST(sum(final) OVER w // count(final) OVER w AS BIGINT) FROM win
+        WINDOW w AS (PARTITION BY seller ORDER BY "dateTime", id
+                     ROWS BETWEEN 10 PRECEDING AND CURRENT ROW)""",
     "q18": """
         SELECT auction, bidder, price, channel, url, "dateTime", extra FROM (
           SELECT *, row_number() OVER (PARTITION BY bidder, auction
@@ -128,6 +142,6 @@ REFERENCE = {
         WHERE rank_number <= 10""",
 }
 
-KEYS = {"q4": ["id"], "q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"], "q9": ["id"],
+KEYS = {"q4": ["id"], "q6": ["auction"], "q15": ["day"], "q16": ["channel", "day"], "q17": ["auction", "day"], "q9": ["id"],
         "q18": ["bidder", "auction"], "q19": ["auction", "rank_number"]}
 """Upsert keys of the updating queries."""

@@ -81,7 +81,7 @@ def reference(name: str, events: dict[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 APPEND = ["q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", "q13", "q14", "q20", "q21", "q22"]
-UPDATING = ["q4", "q9", "q15", "q16", "q17", "q18", "q19"]
+UPDATING = ["q4", "q6", "q9", "q15", "q16", "q17", "q18", "q19"]
 
 
 @pytest.mark.parametrize("name", APPEND)
