@@ -29,18 +29,30 @@ once the watermark reaches ``start + within``.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from tidal._time import MIN_TIME
+from tidal._time import MAX_TIME, MIN_TIME
 from tidal.operators.base import Operator
 from tidal.operators.timeattr import TimeAttr
 
-__all__ = ["AFTER_MATCH", "CompiledPattern", "PatternMatcher", "Step"]
+__all__ = ["AFTER_MATCH", "Check", "CompiledPattern", "PatternMatcher", "SKIPS", "Step"]
 
 AFTER_MATCH = ("no_skip", "skip_past_last")
+"""The strategies ``keyed.match`` offers."""
+SKIPS = (*AFTER_MATCH, "skip_to_next", "skip_to_first", "skip_to_last")
+"""Every strategy of the operator (SQL's ``AFTER MATCH SKIP ...``); the last two name a
+step (``skip_to``)."""
+
+Events = tuple[tuple[int, int, int, tuple[Any, ...]], ...]
+"""(step index, rank, event time, row) of every event a partial match holds, in order."""
+Check = Callable[[list[str]], Callable[[Events, tuple[Any, ...]], bool]]
+"""An *iterative condition*: given the input's columns, a function of (the partial match's
+events, the candidate row) saying whether the step takes the row (SQL's DEFINE conditions
+that refer to earlier rows of the match)."""
 
 _T, _SEQ, _MASK, _ORD, _N, _CAND = "__t", "__seq", "__mask", "__ord", "__n", "__cand"
 
@@ -62,6 +74,9 @@ class Step:
     quantified: bool
     forbidden: tuple[int, ...]
     """Conditions of the negations between the previous step and this one."""
+    greedy: bool = False
+    """A quantified step that keeps taking events while they match it: the next step may
+    only take an event this step would not (SQL's greedy ``+``, ``*``, ``{n,m}``)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,8 @@ class CompiledPattern:
     absence: tuple[int, ...]
     conditions: tuple[pl.Expr, ...]
     within_ms: int | None
+    checks: tuple[Check | None, ...] = ()
+    """Per step, an iterative condition that must also hold (empty: none)."""
 
     @property
     def strict(self) -> bool:
@@ -92,8 +109,10 @@ class _Partial:
     last_ord: int
     strict: bool
     forbidden: int
-    events: tuple[tuple[int, int, int, tuple[Any, ...]], ...]
+    events: Events
     """(step index, rank, event time, row) of every matched event, in order."""
+    greedy: tuple[int, ...] = ()
+    """Greedy steps just left: the awaited step may not take an event they would take."""
 
 
 def _mask(bits: tuple[int, ...]) -> int:
@@ -109,14 +128,30 @@ class PatternMatcher(Operator):
     stateful = True
 
     def __init__(self, name: str, keys: list[str], time: TimeAttr, pattern: CompiledPattern,
-                 after_match: str = "no_skip") -> None:
+                 after_match: str = "no_skip", *, skip_to: int | None = None,
+                 ordered: bool = False) -> None:
+        """``after_match`` is one of :data:`SKIPS`; ``skip_to`` the step of
+        ``skip_to_first``/``skip_to_last``. ``ordered``: under a skip strategy, emit a match
+        only once no partial match that started earlier is open (it could complete and win),
+        as Flink's NFA does; SQL's MATCH_RECOGNIZE uses it."""
         super().__init__(name)
+        assert after_match in SKIPS
+        assert (skip_to is not None) == (after_match in ("skip_to_first", "skip_to_last"))
         self.keys = keys
         self.time = time
         self.pattern = pattern
         self.steps = pattern.steps
         self.within = pattern.within_ms
-        self.skip = after_match == "skip_past_last"
+        self.after_match = after_match
+        self.skip = after_match != "no_skip"
+        self.skip_to = skip_to
+        self.ordered = ordered and self.skip
+        self.held: dict[tuple[Any, ...], list[_Partial]] = {}
+        """Completed matches waiting for earlier-started partial matches (``ordered``)."""
+        self.checks = pattern.checks or (None,) * len(pattern.steps)
+        self.iterative = any(c is not None for c in self.checks) or any(
+            s.greedy for s in pattern.steps)
+        self.check_fns: list[Callable[[Events, tuple[Any, ...]], bool] | None] | None = None
         self.strict = pattern.strict
         self.bits = [1 << s.cond for s in self.steps]
         self.forbidden = [_mask(s.forbidden) for s in self.steps]
@@ -159,6 +194,8 @@ class PatternMatcher(Operator):
             self.time_dtype = batch.schema[self.time.column]
         t = self.time.series(batch).alias(_T)
         mask = batch.select(self.mask_expr).to_series()
+        if mask.len() != batch.height:  # conditions that are all literals (SQL: no DEFINE)
+            mask = pl.Series(_MASK, [mask[0]] * batch.height, dtype=mask.dtype)
         seq = pl.int_range(self.seq, self.seq + batch.height, dtype=pl.Int64, eager=True).alias(_SEQ)
         self.seq += batch.height
         keep = mask != 0
@@ -200,6 +237,10 @@ class PatternMatcher(Operator):
                     else:
                         del self.partials[key]
                         self.next_ord.pop(key, None)
+        if self.held and watermark >= MAX_TIME:
+            # the input has ended: the open partial matches can no longer complete
+            for key in list(self.held):
+                self._emit_ordered(key, [], [], matches)
         if matches:
             self.emit(self._output(matches))
 
@@ -296,29 +337,52 @@ class PatternMatcher(Operator):
         new: list[_Partial] = []
         done: list[_Partial] = []
         last = len(self.steps)
+        iterative = self.iterative
         for p in partials:
             if p.target == last:  # waiting for the absence deadline
                 if not mask & p.forbidden:
                     new.append(p)
                 continue
             if p.strict:
-                if ordinal == p.last_ord + 1 and mask & self.bits[p.target]:
+                if ordinal == p.last_ord + 1 and mask & self.bits[p.target] and (
+                        not iterative or self._accepts(p.target, p.events, p.greedy, mask, row)):
                     self._take(p.start_rank, p.start_ts, p.target, p.taken, p.events, rank,
                                ordinal, t, row, new, done)
                 continue  # the very next event did not match: this branch ends
-            if mask & self.bits[p.target]:
+            if mask & self.bits[p.target] and (
+                    not iterative or self._accepts(p.target, p.events, p.greedy, mask, row)):
                 self._take(p.start_rank, p.start_ts, p.target, p.taken, p.events, rank, ordinal,
                            t, row, new, done)
             elif not mask & p.forbidden:
                 new.append(p)
-        if mask & self.bits[0]:
+        if mask & self.bits[0] and (not iterative or self._accepts(0, (), (), mask, row)):
             if self.within is not None:
                 heapq.heappush(self.deadlines, (t + self.within, rank, key))
             self._take(rank, t, 0, 0, (), rank, ordinal, t, row, new, done)
         if done:
             done.sort(key=_order)
             new = self._emit_matches(key, done, new, matches)
+        elif self.held and key in self.held:  # a partial match that started earlier may be gone
+            new = self._emit_matches(key, done, new, matches)
         return new
+
+    def _accepts(self, step: int, events: Events, greedy: tuple[int, ...], mask: int,
+                 row: tuple[Any, ...]) -> bool:
+        """Whether ``step`` takes ``row`` after ``events`` (its condition's bit is set): its
+        iterative condition holds, and no greedy step just left would take the row."""
+        if self.check_fns is None:
+            assert self.columns is not None
+            cols = list(self.columns)
+            self.check_fns = [None if c is None else c(cols) for c in self.checks]
+        check = self.check_fns[step]
+        if check is not None and not check(events, row):
+            return False
+        for g in greedy:
+            if mask & self.bits[g]:
+                other = self.check_fns[g]
+                if other is None or other(events, row):
+                    return False
+        return True
 
     def _take(self, start_rank: int, start_ts: int, step: int, taken: int,
               events: tuple[tuple[int, int, int, tuple[Any, ...]], ...], rank: int,
@@ -328,42 +392,82 @@ class PatternMatcher(Operator):
         events = (*events, (step, rank, t, row))
         taken += 1
         s = self.steps[step]
-        if s.max is None or taken < s.max:
+        more = s.max is None or taken < s.max
+        if more:
             new.append(_Partial(start_rank, start_ts, step, taken, ordinal, s.consecutive, 0,
                                 events))
         if taken >= s.min:
-            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done)
+            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done,
+                          (step,) if more and s.greedy else ())
 
     def _proceed(self, start_rank: int, start_ts: int, step: int,
                  events: tuple[tuple[int, int, int, tuple[Any, ...]], ...], ordinal: int,
-                 new: list[_Partial], done: list[_Partial]) -> None:
-        """Wait for step ``step`` (and past it, if optional), or complete the match."""
+                 new: list[_Partial], done: list[_Partial], greedy: tuple[int, ...] = ()) -> None:
+        """Wait for step ``step`` (and past it, if optional), or complete the match;
+        ``greedy``: the greedy steps just left, whose events ``step`` may not take."""
         if step == len(self.steps):
             p = _Partial(start_rank, start_ts, step, 0, ordinal, False, self.absence, events)
             (new if self.absence else done).append(p)
             return
         s = self.steps[step]
         new.append(_Partial(start_rank, start_ts, step, 0, ordinal, s.strict,
-                            self.forbidden[step], events))
+                            self.forbidden[step], events, greedy))
         if s.optional:
-            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done)
+            self._proceed(start_rank, start_ts, step + 1, events, ordinal, new, done,
+                          (*greedy, step) if s.greedy else greedy)
 
     def _emit_matches(self, key: tuple[Any, ...], done: list[_Partial], partials: list[_Partial],
                       matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
-        """Emit completed matches in order; ``skip_past_last`` prunes as it goes (every
-        partial or completed match that started at or before the emitted one's last event)."""
+        """Emit completed matches in order; a skip strategy prunes as it goes (every partial
+        or completed match that started before the emitted one's :meth:`_resume` point)."""
         if not self.skip:
             matches.extend((key, m) for m in done)
             return partials
-        cut = None
+        if self.ordered:
+            return self._emit_ordered(key, done, partials, matches)
+        bound = None
         for m in done:
-            if cut is not None and m.start_rank <= cut:
+            if bound is not None and m.start_rank < bound:
                 continue
             matches.append((key, m))
-            cut = m.events[-1][1] if cut is None else max(cut, m.events[-1][1])
-        if cut is None:
+            b = self._resume(m)
+            bound = b if bound is None else max(bound, b)
+        if bound is None:
             return partials
-        return [p for p in partials if p.start_rank > cut]
+        return [p for p in partials if p.start_rank >= bound]
+
+    def _emit_ordered(self, key: tuple[Any, ...], done: list[_Partial],
+                      partials: list[_Partial],
+                      matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
+        """``ordered`` emission: completed matches wait (in ``held``) while a partial match
+        that started earlier is open; the earliest is emitted first and prunes the rest."""
+        held = self.held.pop(key, [])
+        if done:
+            held = sorted([*held, *done], key=_order)
+        while held:
+            m = held[0]
+            if any(p.start_rank < m.start_rank for p in partials):
+                break
+            matches.append((key, m))
+            b = self._resume(m)
+            held = [h for h in held[1:] if h.start_rank >= b]
+            partials = [p for p in partials if p.start_rank >= b]
+        if held:
+            self.held[key] = held
+        return partials
+
+    def _resume(self, m: _Partial) -> int:
+        """The rank where matching resumes after emitting ``m``: matches that started
+        before it are pruned."""
+        how = self.after_match
+        if how == "skip_past_last":
+            return m.events[-1][1] + 1
+        if how == "skip_to_next":
+            return m.start_rank + 1
+        ranks = [e[1] for e in m.events if e[0] == self.skip_to]
+        if not ranks:  # the step matched no event: nothing to skip to (the planner avoids it)
+            return m.start_rank + 1
+        return ranks[0] if how == "skip_to_first" else ranks[-1]
 
     def _expire(self, key: tuple[Any, ...], partials: list[_Partial], now: int,
                 matches: list[tuple[tuple[Any, ...], _Partial]]) -> list[_Partial]:
@@ -378,6 +482,8 @@ class PatternMatcher(Operator):
         if fired:
             fired.sort(key=lambda p: (p.start_ts, *_order(p)))
             kept = self._emit_matches(key, fired, kept, matches)
+        elif self.held and key in self.held:
+            kept = self._emit_matches(key, [], kept, matches)
         return kept
 
     # -- output -------------------------------------------------------------------------------
@@ -416,6 +522,7 @@ class PatternMatcher(Operator):
             "partials": {k: list(v) for k, v in self.partials.items()},
             "next_ord": dict(self.next_ord),
             "deadlines": list(self.deadlines),
+            "held": {k: list(v) for k, v in self.held.items()},
             "seq": self.seq, "rank": self.rank, "watermark": self.watermark,
             "columns": self.columns, "schema": self.schema, "time_dtype": self.time_dtype,
         }
@@ -426,6 +533,7 @@ class PatternMatcher(Operator):
         self.partials = {k: list(v) for k, v in state["partials"].items()}
         self.next_ord = dict(state["next_ord"])
         self.deadlines = list(state["deadlines"])
+        self.held = {k: list(v) for k, v in state.get("held", {}).items()}
         self.seq, self.rank = state["seq"], state["rank"]
         self.watermark = state["watermark"]
         self.columns, self.schema = state["columns"], state["schema"]
@@ -433,6 +541,7 @@ class PatternMatcher(Operator):
 
     def close(self) -> None:
         self.candidates, self.others, self.partials = [], [], {}
+        self.held = {}
 
 
 def _order(p: _Partial) -> tuple[Any, ...]:

@@ -9,7 +9,9 @@ what Flink scripts use and RisingWave does not:
   INTERVAL ...)`` (also with named arguments ``DATA => TABLE t, TIMECOL => DESCRIPTOR(c)``),
   parsed into :class:`WindowTVF`;
 - the legacy group windows ``GROUP BY SESSION(c, INTERVAL ...)`` (SESSION is a keyword in
-  PostgreSQL).
+  PostgreSQL);
+- ``MATCH_RECOGNIZE (... PATTERN (...) WITHIN INTERVAL ... DEFINE ...)``
+  (:func:`tidal.sql.match_recognize.parse_match_recognize`).
 
 >>> import sqlglot
 >>> q = sqlglot.parse_one("SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), "
@@ -100,11 +102,17 @@ class FlinkParser(RisingWaveParser):
            for k in TVF_NAMES},
     }
 
+    def _parse_match_recognize(self) -> exp.MatchRecognize | None:
+        from tidal.sql.match_recognize import parse_match_recognize
+
+        return parse_match_recognize(self)  # with Flink's WITHIN after PATTERN (...)
+
 
 class Flink(RisingWave):
     """Flink SQL's syntax on sqlglot (see the module docstring)."""
 
     class Tokenizer(RisingWave.Tokenizer):
         IDENTIFIERS = ['"', "`"]
+        KEYWORDS = {**RisingWave.Tokenizer.KEYWORDS, "MATCH_RECOGNIZE": TokenType.MATCH_RECOGNIZE}
 
     Parser = FlinkParser

@@ -29,7 +29,7 @@ from sqlglot import exp
 import tidal.api.agg as agg
 from tidal.api.watermarks import bounded_delay
 from tidal.api.windows import Session, WindowSpec, session, sliding, tumbling
-from tidal.operators.changelog import upsert_aggregate
+from tidal.operators.retract import upsert_aggregate
 from tidal.operators.timeattr import TimeAttr
 from tidal.sql import windowing
 from tidal.sql.catalog import Registered, TableDef, ViewDef
@@ -402,6 +402,14 @@ class Planner:
         if frm is None:
             raise unsupported("SELECT without FROM", node)
         rel = self.relation(frm.this)
+        match = node.args.get("match")
+        if match is not None:
+            if node.args.get("joins"):
+                raise unsupported("MATCH_RECOGNIZE in a join", match,
+                                  "match in a subquery, then join its result")
+            from tidal.sql.match_recognize import plan_match_recognize
+
+            return plan_match_recognize(self, rel, match)
         for j in node.args.get("joins") or []:
             rel = self.join(rel, j, where if where is not None else [])
         return rel
