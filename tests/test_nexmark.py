@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import hashlib
 from itertools import pairwise
 
 import numpy as np
@@ -10,6 +11,7 @@ import polars as pl
 import pytest
 
 import tidal.nexmark as nx
+from tidal.connectors.nexmark import nexmark
 from tidal.nexmark import (
     NexmarkConfig,
     bids_table,
@@ -349,3 +351,83 @@ def test_bids_inside_their_auction(rate: float, expected: float) -> None:
     e = event_ids(config, joined["event_id"].to_numpy())
     exists = joined["auction"].to_numpy() <= 1000 + 3 * (e // 50) + 2
     assert share(inside.to_numpy() & exists) == pytest.approx(expected, abs=1.5)
+
+
+# -- pinned output -------------------------------------------------------------------------------
+
+
+def digest(df: pl.DataFrame) -> str:
+    """A hash of a frame's names, types and values that ignores how Arrow stores them."""
+    h = hashlib.sha256()
+
+    def flat(s: pl.Series) -> list[pl.Series]:
+        if not isinstance(s.dtype, pl.Struct):
+            return [s]
+        fields = [s.struct.field(f.name).alias(f"{s.name}.{f.name}") for f in s.dtype.fields]
+        return [s.is_null().alias(f"{s.name} is null"), *fields]
+
+    for s in (f for col in df.iter_columns() for f in flat(col)):
+        h.update(f"{s.name}:{s.dtype}".encode())
+        h.update(s.is_null().to_numpy().tobytes())
+        if s.dtype == pl.String:
+            h.update(s.fill_null("").str.len_bytes().to_numpy().tobytes())
+            h.update("".join(s.fill_null("").to_list()).encode())
+        else:
+            h.update(s.to_physical().fill_null(0).cast(pl.Int64).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _pinned_frames() -> dict[str, pl.DataFrame]:
+    test, ragged = (
+        NexmarkConfig.profile("test"),
+        NexmarkConfig(events=100_003, generators=8, rate=1e6),
+    )
+    frames = {
+        "v1 bids numeric": generate_bids(
+            V1, 7, 150_000, columns=["dateTime", "price", "bidder", "auction"]
+        ),
+        "v1 bids": generate_bids(V1, 0, 150_000, with_event_id=True),
+        "v1 bids channel extra": generate_bids(V1, 12_345, 70_000, columns=["extra", "channel"]),
+        "v1 union": generate_union(V1, 3, 150_000, with_event_id=True),
+        "test union": generate_union(test, 0, 120_000, with_event_id=True),
+        "v1-ooo union": generate_union(V1.replace(out_of_order_group=10), 99, 80_000),
+        "ragged union": generate_union(ragged, 60_000, 50_000, with_event_id=True),
+        "far union": generate_union(NexmarkConfig(seed=3), 10**12, 70_000, with_event_id=True),
+        "seed 5 bids": generate_bids(V1.replace(seed=5, bidder_offset=1000), 0, 50_000),
+    }
+    for kind, frame in generate_events(V1, 1, 160_000, with_event_id=True).items():
+        frames[f"v1 {kind}"] = frame
+    for kind, frame in generate_events(test.replace(seed=9), 0, 200_000).items():
+        frames[f"test seed 9 {kind}"] = frame
+    source = nexmark("auction", events=10**6, generators=3, columns=["extra", "seller", "expires"])
+    frames["source auction"] = source.generate(500, 300_000)
+    return frames
+
+
+PINNED = {
+    "v1 bids numeric": "69e4725c8b89b2cf",
+    "v1 bids": "e1a23bdf0e56f725",
+    "v1 bids channel extra": "dfee4db33ef8e26f",
+    "v1 union": "28e6be14e6b755fd",
+    "test union": "0d1e613b7419762d",
+    "v1-ooo union": "b110084ae2b71476",
+    "ragged union": "e1ddb2e57842986c",
+    "far union": "cddec8cb89f8d13a",
+    "seed 5 bids": "d51e7a98123f767f",
+    "v1 person": "666021f014f26b8e",
+    "v1 auction": "d84bfdcf4712a875",
+    "v1 bid": "d8d4e181dcaafdec",
+    "test seed 9 person": "2db3cad6cee37733",
+    "test seed 9 auction": "acd48ed43c4e1245",
+    "test seed 9 bid": "a29b1f54014226dc",
+    "source auction": "55536af958b775b4",
+}
+
+
+def test_output_is_pinned() -> None:
+    """The generator is a pure function of (config, seed, event number): these hashes never change.
+
+    Changing one means every stored result and every comparison with an earlier run is off; only
+    a deliberate change of the rules (NEXMARK.md 3) may update them.
+    """
+    assert {name: digest(df) for name, df in _pinned_frames().items()} == PINNED
