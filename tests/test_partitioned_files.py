@@ -189,3 +189,31 @@ def test_a_partition_without_a_time_commits_when_the_input_ends(tmp_path: Path) 
     assert not (part / "_SUCCESS").exists()
     s.on_watermark(MAX_TIME)  # the final watermark of a bounded run
     assert (part / "_SUCCESS").exists() and read(part).height == 2
+
+
+def test_an_apply_that_fails_half_way_is_applied_once_after_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidal.connectors import partitioned
+
+    s = sink(tmp_path, Clock(), exactly_once=True)
+    calls = {"n": 0}
+    real = partitioned._ENCODE["csv"]
+
+    def disk_full(batch: pl.DataFrame, out: object, header: bool) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("No space left on device")
+        real(batch, out, header)
+
+    monkeypatch.setitem(partitioned._ENCODE, "csv", disk_full)
+    both = pl.concat([rows(1, 3), rows(2, 3, start=3)])
+    with pytest.raises(OSError):
+        s.apply(both, 1)
+    s.close()  # the runtime closes sinks after a failure
+    monkeypatch.undo()
+    again = sink(tmp_path, Clock(), exactly_once=True)
+    assert again.committed_checkpoint() is None
+    again.apply(both, 1)  # recovery applies the checkpoint again
+    again.close()
+    got = pl.concat([read(tmp_path / "dt=2024-05-01" / f"hm=10:0{m}") for m in (1, 2)])
+    assert got["id"].to_list() == [0, 1, 2, 3, 4, 5]

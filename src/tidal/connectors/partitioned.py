@@ -138,6 +138,7 @@ class PartitionedFiles(TransactionalSink):
         self.clock = clock
         self.record_path = self.path.parent / f".{self.path.name}.tidal" / "filesystem.json"
         self.durable = False
+        self.applying = False
         self.sink_name = self.name
         self.last_check = 0
         self.record: dict[str, Any] = {}
@@ -310,6 +311,7 @@ class PartitionedFiles(TransactionalSink):
     def apply(self, rows: pl.DataFrame, checkpoint_id: int) -> None:
         if self.record["checkpoint"] >= checkpoint_id:
             return
+        self.applying = True  # until the record holds it: a failure in between leaves it be
         # 1. rows appended to the in-progress files, fsynced
         for part, values, group in (self._split(rows) if rows.height else []):
             self._append(part, values, group)
@@ -321,6 +323,7 @@ class PartitionedFiles(TransactionalSink):
             self._roll(due)
         else:
             self._save()
+        self.applying = False
 
     def on_watermark(self, watermark: int) -> None:
         if self.commit is not None:
@@ -354,5 +357,5 @@ class PartitionedFiles(TransactionalSink):
         self._save()
 
     def close(self) -> None:
-        if self.record:
+        if self.record and not self.applying:  # (after a failed apply, recovery sorts it out)
             self._roll(list(self.record["open"]))
