@@ -115,3 +115,77 @@ def test_cumulate_size_must_be_a_multiple_of_the_step() -> None:
         run_sql("SELECT auction, COUNT(*) FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(`dateTime`), "
                 "INTERVAL '4' SECOND, INTERVAL '10' SECOND)) GROUP BY auction, window_start, "
                 "window_end")
+
+
+# -- window Top-N ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["TUMBLE", "HOP", "CUMULATE"])
+def test_window_top_n_over_a_window_tvf(kind: str, events: dict[str, pl.DataFrame]) -> None:
+    got = run_sql(f"""
+        SELECT window_start, window_end, auction, price, rn FROM (
+          SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end
+                                       ORDER BY price DESC) AS rn
+          FROM TABLE({TVF[kind]}))
+        WHERE rn <= 3""")
+    want = duck(f"""
+        SELECT ws, we, auction, price, rn FROM (
+          SELECT *, row_number() OVER (PARTITION BY ws, we ORDER BY price DESC, event_id) AS rn
+          FROM ({windows(kind, *STEP_SIZE[kind])}))
+        WHERE rn <= 3""", events)
+    assert got.columns == ["window_start", "window_end", "auction", "price", "rn"]
+    assert got.height == want.height > 0  # append-only: each window's rows once
+    assert rows(got) == rows(want)
+
+
+def test_window_top_n_per_key_without_the_row_number(events: dict[str, pl.DataFrame]) -> None:
+    got = run_sql(f"""
+        SELECT auction, bidder, price, window_end FROM (
+          SELECT auction, bidder, price, window_start, window_end,
+                 ROW_NUMBER() OVER (PARTITION BY window_start, window_end, auction
+                                    ORDER BY price ASC, bidder DESC) AS rn
+          FROM TABLE({TVF['CUMULATE']}) WHERE bidder % 2 = 0)
+        WHERE rn < 3""")
+    want = duck(f"""
+        SELECT auction, bidder, price, we FROM (
+          SELECT *, row_number() OVER (PARTITION BY ws, we, auction
+                                       ORDER BY price, bidder DESC, event_id) AS rn
+          FROM ({windows('CUMULATE', 2_000, 6_000)}) WHERE bidder % 2 = 0)
+        WHERE rn < 3""", events)
+    assert rows(got) == rows(want)
+
+
+def test_window_top_n_over_a_window_aggregation(events: dict[str, pl.DataFrame]) -> None:
+    """Nexmark q5's shape: the auctions with the most bids of each hopping window."""
+    got = run_sql(f"""
+        SELECT auction, num, window_start, window_end, rn FROM (
+          SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end
+                                       ORDER BY num DESC, auction) AS rn
+          FROM (SELECT auction, COUNT(*) AS num, window_start, window_end
+                FROM TABLE({TVF['HOP']}) GROUP BY auction, window_start, window_end))
+        WHERE rn <= 2""")
+    want = duck(f"""
+        SELECT auction, num, ws, we, rn FROM (
+          SELECT *, row_number() OVER (PARTITION BY ws, we ORDER BY num DESC, auction) AS rn
+          FROM (SELECT auction, count(*) AS num, ws, we
+                FROM ({windows('HOP', 2_000, 6_000)}) GROUP BY ALL))
+        WHERE rn <= 2""", events)
+    assert got.height == want.height > 0
+    assert rows(got) == rows(want)
+
+
+@pytest.mark.parametrize(("direction", "ties"), [("DESC", "DESC"), ("ASC", "")])
+def test_window_deduplication_keeps_the_first_or_last_row(direction: str, ties: str,
+                                                          events: dict[str, pl.DataFrame]) -> None:
+    got = run_sql(f"""
+        SELECT bidder, price, `dateTime`, window_start FROM (
+          SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end, bidder
+                                       ORDER BY `dateTime` {direction}) AS rn
+          FROM TABLE({TVF['TUMBLE']}))
+        WHERE rn = 1""")
+    want = duck(f"""
+        SELECT bidder, price, "dateTime", ws FROM (
+          SELECT *, row_number() OVER (PARTITION BY ws, we, bidder
+                                       ORDER BY "dateTime" {direction}, event_id {ties}) AS rn
+          FROM ({windows('TUMBLE', 5_000, 5_000)}))
+        WHERE rn = 1""", events)
+    assert got.height == want.height
+    assert rows(got) == rows(want)

@@ -12,6 +12,10 @@ ranks (never loses one) and upserts by ``(key, rank)`` need no deletions.
 Ties are broken by arrival (a sequence number given to each row as it comes in): the earlier
 row ranks first, or, with ``ties="last"``, the later one (Flink's keep-last-row
 deduplication, ``ORDER BY rowtime DESC`` with ``n == 1``).
+
+:class:`WindowTopN` is the same ranking per partition *and window* (Flink's window Top-N and
+window deduplication): it emits nothing until the watermark passes a window's end, then its
+final rows once, and forgets the window. Its result is append-only.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from typing import Any
 
 import polars as pl
 
+from tidal._time import MIN_TIME
 from tidal.operators.base import Operator
+from tidal.operators.timeattr import TimeAttr
 
-__all__ = ["TopN"]
+__all__ = ["TopN", "WindowTopN"]
 
 SEQ = "__rank_seq"
+END = "__rank_end"
 
 
 class TopN(Operator):
@@ -64,6 +71,16 @@ class TopN(Operator):
     def on_batch(self, batch: pl.DataFrame, port: int) -> None:
         if not batch.height:
             return
+        merged, old = self._merge(batch)
+        changed = merged if old is None else merged.join(
+            old.select(*self.partition, self.rank, SEQ), on=[*self.partition, self.rank, SEQ],
+            how="anti", nulls_equal=True, maintain_order="left")
+        drop = [SEQ] if self.rank_column is not None else [SEQ, self.rank]
+        self.emit(changed.drop(drop))
+
+    def _merge(self, batch: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        """Fold ``batch`` into the state: the new best rows of the partitions it touched,
+        and their rows before (None when the state was empty)."""
         rows = batch.with_columns(
             (pl.int_range(batch.height, dtype=pl.Int64) + self.seq).alias(SEQ))
         self.seq += batch.height
@@ -78,14 +95,59 @@ class TopN(Operator):
                                           how="vertical_relaxed"))
             rest = self.state.join(touched, on=self.partition, how="anti", nulls_equal=True)
             self.state = pl.concat([rest, merged], how="vertical_relaxed")
-        changed = merged if old is None else merged.join(
-            old.select(*self.partition, self.rank, SEQ), on=[*self.partition, self.rank, SEQ],
-            how="anti", nulls_equal=True, maintain_order="left")
-        drop = [SEQ] if self.rank_column is not None else [SEQ, self.rank]
-        self.emit(changed.drop(drop))
+        return merged, old
 
     def snapshot(self) -> dict[str, Any]:
         return {"state": self.state, "seq": self.seq}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.state, self.seq = state["state"], int(state["seq"])
+
+
+class WindowTopN(TopN):
+    """The ``n`` first rows per ``partition`` key of each window, emitted once when the
+    watermark passes the window's end (see the module docstring).
+
+    Each row carries its window: the partition columns include the window's start and end,
+    and ``end`` reads the end (epoch ms or datetime). Rows whose window has already fired are
+    late (the ``late`` port). Output: the input's columns, plus ``rank_column`` when given,
+    a window's rows in rank order.
+    """
+
+    def __init__(self, name: str, partition: list[str], order: list[str],
+                 descending: list[bool], n: int, end: TimeAttr, rank_column: str | None = None,
+                 ties: str = "first") -> None:
+        super().__init__(name, partition, order, descending, n, rank_column, ties)
+        self.end = end
+
+    def on_batch(self, batch: pl.DataFrame, port: int) -> None:
+        if not batch.height:
+            return
+        ends = self.end.series(batch)
+        if self.watermark > MIN_TIME and ends.min() <= self.watermark:  # type: ignore[operator]
+            fired = ends <= self.watermark
+            late = batch.filter(fired)
+            self.ctx.count_late(late.height)
+            self.emit(late, "late")
+            batch, ends = batch.filter(~fired), ends.filter(~fired)
+            if not batch.height:
+                return
+        self._merge(batch.with_columns(ends.alias(END)))
+
+    def on_watermark(self, watermark: int) -> None:
+        self.watermark = watermark
+        if self.state is None or not self.state.height or \
+                self.state[END].min() > watermark:  # type: ignore[operator]
+            return
+        fire = pl.col(END) <= watermark
+        ready = self.state.filter(fire)
+        self.state = self.state.filter(~fire)
+        drop = [SEQ, END] if self.rank_column is not None else [SEQ, END, self.rank]
+        self.emit(ready.sort([END, *self.partition, self.rank], nulls_last=True).drop(drop))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**super().snapshot(), "watermark": self.watermark}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        super().restore(state)
+        self.watermark = int(state["watermark"])

@@ -102,6 +102,9 @@ class RankSpec:
     key: list[str]
     """The columns naming a partition in the output (visible copies where there are)."""
     node: exp.Expr
+    window: tuple[str, str] | None = None
+    """The hidden partition columns holding a window's start and end, when the partition is
+    per window (a window Top-N, :func:`tidal.sql.windowing.window_top_n`)."""
 
 
 def _now_ms(_: pl.Series) -> pl.Series:
@@ -285,7 +288,7 @@ class Planner:
         if row_number is not None:
             return self.row_number(rel, node, row_number)
         out = self.project(rel, node.expressions)
-        if ranked and not out.key:
+        if ranked and out.updating and not out.key:
             shown = [f.name for f in rel.fields if f.column in rel.key]
             raise unsupported(
                 "a Top-N result without its key columns (the PARTITION BY columns, and the row "
@@ -348,6 +351,7 @@ class Planner:
             column += "_"
         spec = RankSpec(partition, ordered, descending, "last" if by_time and descending[0]
                         else "first", column, alias, key, w)
+        spec.window = windowing.rank_window(rel, w, partition)
         return replace(out, fields=[*out.fields, Field(None, alias, column)], rank=spec)
 
     def apply_rank(self, rel: Rel, conjuncts: list[exp.Expr]) -> tuple[Rel, list[exp.Expr]]:
@@ -378,6 +382,8 @@ class Planner:
         n = min(limits)
         if n < 1:
             raise error(f"{spec.name} <= {n} keeps no row", spec.node)
+        if spec.window is not None:
+            return windowing.window_top_n(rel, spec, n), []
         from tidal.operators.rank import TopN
 
         stream = rel.stream

@@ -32,9 +32,9 @@ from tidal.operators.timeattr import TimeAttr
 from tidal.sql.errors import unsupported
 
 if TYPE_CHECKING:
-    from tidal.sql.planner import Rel
+    from tidal.sql.planner import RankSpec, Rel
 
-__all__ = ["cumulate_spec", "materialize", "propagated_spec"]
+__all__ = ["cumulate_spec", "materialize", "propagated_spec", "rank_window", "window_top_n"]
 
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
 
@@ -104,3 +104,42 @@ def materialize(rel: Rel, node: exp.Expr) -> Rel:
     window_cols = {**rel.window_cols, "window_start": ("start", spec),
                    "window_end": ("end", spec)}
     return replace(rel, stream=stream, window=None, window_cols=window_cols)
+
+
+# -- window Top-N --------------------------------------------------------------------------
+def rank_window(rel: Rel, window: exp.Window, partition: list[str]) -> tuple[str, str] | None:
+    """For ``ROW_NUMBER() OVER (PARTITION BY ...)`` over ``rel``: the hidden partition columns
+    holding the start and end of a window (``window_start, window_end`` of a window TVF or a
+    window aggregation), or None when the partition is not per window."""
+    nodes = window.args.get("partition_by") or []
+    if len(nodes) != len(partition):
+        return None
+    scope = rel.scope()
+    found: dict[str, str] = {}
+    for node, hidden in zip(nodes, partition, strict=True):
+        if isinstance(node, exp.Column):
+            kind = rel.window_cols.get(scope.resolve(node).column, ("",))[0]
+            found.setdefault(kind, hidden)
+    if "start" in found and "end" in found:
+        return found["start"], found["end"]
+    return None
+
+
+def window_top_n(rel: Rel, spec: RankSpec, n: int) -> Rel:
+    """The ``n`` first rows per partition of each window, emitted when the window ends
+    (:class:`~tidal.operators.rank.WindowTopN`): an append-only result."""
+    from tidal.operators.rank import WindowTopN
+
+    assert spec.window is not None
+    end = spec.window[1]
+    schema = rel.stream.schema
+    assert schema is not None
+    order = spec.node.args["order"].sql()
+    label = f"window_top_n[{','.join(spec.key)}]({n} {order}, ties {spec.ties})"
+    ranked = rel.stream._then(
+        "top_k", label,
+        lambda name: WindowTopN(name, spec.partition, spec.order, spec.descending, n,
+                                TimeAttr(end), rank_column=spec.column, ties=spec.ties),
+        schema=pl.Schema({**schema, spec.column: pl.Int64()}), time=TimeAttr(end, -1),
+        stateful=True, signature=label)
+    return replace(rel, stream=ranked, rank=None)
