@@ -158,6 +158,9 @@ def parse_pattern(text: str, node: exp.Expr | None = None) -> list[Variable]:
     out: list[Variable] = []
     pos = 0
     text = text.strip()
+    if "|" in text:
+        raise unsupported("alternation (|) in PATTERN", node,
+                          "write the pattern as a sequence of quantified variables")
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         assert m is not None
@@ -224,7 +227,8 @@ def plan_match_recognize(planner: Planner, rel: Rel, node: exp.MatchRecognize) -
     pattern_node = node.args.get("pattern")
     if pattern_node is None:
         raise error("MATCH_RECOGNIZE needs PATTERN (...)", node)
-    variables = parse_pattern(pattern_node.name, pattern_node)
+    pattern_node = node  # the PATTERN text has no position of its own: point at the clause
+    variables = parse_pattern(pattern_node.args["pattern"].name, pattern_node)
     names = [v.name for v in variables]
     for n in names:
         if names.count(n) > 1:
