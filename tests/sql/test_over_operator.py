@@ -239,3 +239,12 @@ def test_updating_input_restores_from_a_checkpoint() -> None:
     for start in range(300, 600, 100):
         second.on_batch(rows.slice(start, 100), 0)
     assert resumed.frame().equals(whole.frame())
+
+
+def test_by_arrival_range_keeps_rows_a_same_time_row_still_needs() -> None:
+    out = Out()
+    op = make(Frame("range", 5), out, by_arrival=True)
+    op.on_batch(pl.DataFrame({"id": [0, 1], "k": ["a", "a"], "t": [5, 10], "x": [1, 2],
+                              "f": [0.0, 0.0]}), 0)
+    op.on_batch(pl.DataFrame({"id": [2], "k": ["a"], "t": [10], "x": [4], "f": [0.0]}), 0)
+    assert out.frame().select("id", "total").rows() == [(0, 1), (1, 3), (2, 7)]

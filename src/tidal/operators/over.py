@@ -282,7 +282,7 @@ class OverAggregate(Operator):
         if self.frame.unit == "rows":
             self.tail = raw.group_by(self.part, maintain_order=True).tail(n) if n else None
         else:
-            horizon = self.max_time + 1 if self.by_arrival else self.watermark
+            horizon = self.max_time if self.by_arrival else self.watermark
             self.tail = raw.filter(pl.col(TIME) >= max(horizon - n, MIN_TIME + 1))
 
     # -- updating input -------------------------------------------------------------------
