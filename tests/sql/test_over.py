@@ -161,9 +161,9 @@ def test_over_an_updating_top_n_upserts_by_its_key(bids: pl.DataFrame) -> None:
 
 @pytest.mark.parametrize(("query", "message"), [
     ("SELECT SUM(price) OVER (PARTITION BY bidder ORDER BY price) FROM bid",
-     "ordered by price, which is not a time attribute"),
+     "ordered by price (not a time attribute)"),
     ("SELECT SUM(price) OVER (ORDER BY `dateTime` ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) "
-     "FROM bid", "FOLLOWING"),
+     "FROM bid", "does not end at the current row"),
     ("SELECT SUM(price) OVER (ORDER BY `dateTime` DESC) FROM bid", "ordered descending"),
     ("SELECT SUM(price) OVER (ORDER BY `dateTime` ROWS 2 PRECEDING), "
      "COUNT(*) OVER (ORDER BY `dateTime` ROWS 3 PRECEDING) FROM bid", "OVER windows that differ"),

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 import polars as pl
 
 from tidal.connectors.base import Sink
+from tidal.operators.changelog import DELETE
 
 __all__ = ["Console"]
 
@@ -22,7 +23,8 @@ def _fmt(v: Any) -> str:
 
 
 class Console(Sink):
-    """Prints rows to standard output, one line each, optionally after ``prefix``."""
+    """Prints rows to standard output, one line each, optionally after ``prefix``; a row
+    that deletes its key (:mod:`tidal.operators.changelog`) starts with ``-D``."""
 
     name = "print"
 
@@ -32,10 +34,15 @@ class Console(Sink):
 
     def write(self, batch: pl.DataFrame) -> None:
         out = self.file or sys.stdout
+        deleted = [False] * batch.height
+        if DELETE in batch.columns:  # an updating result's removed keys print as -D rows
+            deleted = batch.get_column(DELETE).fill_null(False).to_list()
+            batch = batch.drop(DELETE)
         cols = batch.columns
         lines = [
-            self.prefix + " ".join(f"{c}={_fmt(v)}" for c, v in zip(cols, row, strict=True))
-            for row in batch.iter_rows()
+            self.prefix + ("-D " if gone else "")
+            + " ".join(f"{c}={_fmt(v)}" for c, v in zip(cols, row, strict=True))
+            for row, gone in zip(batch.iter_rows(), deleted, strict=True)
         ]
         out.write("\n".join(lines) + "\n")
 

@@ -13,6 +13,7 @@ import polars as pl
 
 from tidal.connectors.base import SinkContext, TransactionalSink
 from tidal.errors import ConfigError, SinkError
+from tidal.operators.changelog import DELETE, split_deletes
 
 __all__ = ["Sqlite", "sqlite"]
 
@@ -43,7 +44,8 @@ class Sqlite(TransactionalSink):
     """Writes rows to ``table`` in the SQLite database at ``path``.
 
     Without ``key`` rows are appended; with ``key`` (a column or list of columns) the table
-    keeps the latest row per key (``INSERT ... ON CONFLICT DO UPDATE``). The table is
+    keeps the latest row per key (``INSERT ... ON CONFLICT DO UPDATE``), and rows marked
+    deleted (:mod:`tidal.operators.changelog`) remove their key's row. The table is
     created from the first batch's columns when it does not exist. Each batch is
     written in its own short transaction (several sinks may share a database file). With
     checkpoints, each checkpoint's rows and its id (in
@@ -94,9 +96,22 @@ class Sqlite(TransactionalSink):
             self.conn.commit()  # type: ignore[union-attr]
 
     def _insert(self, batch: pl.DataFrame) -> None:
+        gone = None
+        if DELETE in batch.columns:  # an updating result that removes keys
+            if not self.key:
+                raise SinkError(f"sqlite sink {self.table!r}: the rows delete keys ({DELETE!r} "
+                                "column); give the sink key= (SQL: PRIMARY KEY) to apply them")
+            batch, gone = split_deletes(batch, self.key)
         if self.sql is None:
             self._prepare(batch)
         assert self.conn is not None and self.sql is not None
+        if gone is not None and gone.height:
+            where = " AND ".join(f"{_quote(k)} IS ?" for k in self.key)
+            try:
+                self.conn.executemany(f"DELETE FROM {_quote(self.table)} WHERE {where}",
+                                      (tuple(map(_value, r)) for r in gone.iter_rows()))
+            except sqlite3.Error as exc:
+                raise SinkError(f"sqlite sink {self.table!r} in {str(self.path)!r}: {exc}") from exc
         batch = batch.select(self.columns)
         nested = [c for c, t in batch.schema.items() if t.is_nested() or t.is_temporal()]
         rows = batch.iter_rows() if not nested else (tuple(map(_value, r)) for r in batch.iter_rows())

@@ -1,27 +1,19 @@
-"""Updating streams (changelogs): their delete marker, and GROUP BY over them with retractions.
+"""The changelog of an updating stream: how a row says "this key is gone".
 
-An *updating* stream (SQL's non-windowed GROUP BY, Top-N) is an upsert stream: each row
-replaces the row of its key. A stream that can also *remove* a key's row carries the
-reserved Boolean column :data:`DELETE` (``"__delete"``):
+An *updating* stream (SQL's non-windowed GROUP BY, Top-N, a GROUP BY over those) is an
+upsert stream: each row replaces the row of its key. A stream that can also *remove* a key's
+row carries the reserved Boolean column :data:`DELETE` (``"__delete"``):
 
 - ``__delete = false``: the row is the key's new row (an upsert, Flink's ``+I``/``+U``);
 - ``__delete = true``: the key's row is gone (Flink's ``-D``); only the key columns of such
   a row are meaningful, the others are null.
 
 Streams that never delete have no such column, so append and upsert-only pipelines are
-unchanged. Like every ``__`` column it is hidden from ``SELECT *``; consumers of updating
-results honour it: the SQL upsert sinks (sqlite and jdbc ``DELETE`` the key's row,
-upsert-kafka sends a tombstone, redis ``DEL``\\ s the key, print shows ``-D``), materialized
+unchanged. Like every ``__`` column it is hidden from SQL's ``SELECT *``. Consumers of
+updating results honour it: the upsert sinks (sqlite and postgres ``DELETE`` the key's row,
+Kafka sends a tombstone, redis ``DEL``\\ s the key, the console prints ``-D``), materialized
 views drop the row, and :func:`apply_changelog` turns a captured changelog into the table it
-describes.
-
-:class:`UpsertAggregate` is a GROUP BY over such an input, Flink's retraction: it keeps the
-current row of every input key, and for each batch takes the batch's last version per input
-key, looks up the versions they replace, and recomputes the affected groups (the groups of
-the old and of the new versions) from the kept rows, with the same vectorized partial and
-final expressions as running aggregates (:mod:`tidal.api.agg`). Recomputing, rather than
-subtracting old contributions, keeps MIN, MAX and COUNT(DISTINCT) exact after retractions. A
-group that loses its last row is emitted as a delete.
+describes. Sinks call :func:`split_deletes`.
 
 >>> import polars as pl
 >>> log = pl.DataFrame({"k": [1, 2, 1, 2], "v": [10, 20, 11, None],
@@ -32,18 +24,9 @@ group that loses its last row is emitted as a delete.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import polars as pl
 
-from tidal.api.agg import Agg, compile_aggs
-from tidal.errors import PlanError
-from tidal.operators.base import Operator
-
-if TYPE_CHECKING:
-    from tidal.api.stream import Stream
-
-__all__ = ["DELETE", "UpsertAggregate", "apply_changelog", "split_deletes", "upsert_aggregate"]
+__all__ = ["DELETE", "apply_changelog", "split_deletes"]
 
 DELETE = "__delete"
 """The reserved Boolean column marking a key's row as deleted (see the module docstring)."""
@@ -76,82 +59,3 @@ def apply_changelog(changelog: pl.DataFrame, key: list[str]) -> pl.DataFrame:
     if DELETE not in latest.columns:
         return latest
     return latest.filter(~latest.get_column(DELETE).fill_null(False)).drop(DELETE)
-
-
-class UpsertAggregate(Operator):
-    """GROUP BY ``groups`` over an upsert stream keyed by ``key`` (see the module docstring).
-
-    Output: the ``groups`` columns, one column per aggregate, and :data:`DELETE`; a row per
-    group whose value may have changed in the batch. ``aggs`` are :mod:`tidal.api.agg`
-    aggregates except ``first``/``last`` (which need event time, gone in an updating input).
-    """
-
-    stateful = True
-
-    def __init__(self, name: str, key: list[str], groups: list[str], aggs: dict[str, Agg],
-                 schema: pl.Schema, output: pl.Schema) -> None:
-        super().__init__(name)
-        if not key:
-            raise PlanError(f"step {name!r}: an aggregate over an updating input needs the "
-                            "input's upsert key")
-        bad = [f"{o}={a!r}" for o, a in aggs.items() if a.kind in ("first", "last")]
-        if bad:
-            raise PlanError(f"step {name!r}: {', '.join(bad)} cannot aggregate an updating "
-                            "input (it has no event time)")
-        self.key, self.groups, self.aggs = list(key), list(groups), aggs
-        self.partial, _, self.final = compile_aggs(aggs)
-        inputs = {c for a in aggs.values() for c in a.inputs()}
-        self.columns = list(dict.fromkeys([*self.key, *self.groups,
-                                           *(c for c in schema if c in inputs)]))
-        """Columns kept per input key: the key, the group and what the aggregates read."""
-        self.output = output
-        """The output's columns and types (the groups, the aggregates, DELETE)."""
-        self.rows = pl.DataFrame(schema={c: schema[c] for c in self.columns})
-        """The current row of every input key (the ``columns``)."""
-
-    def on_batch(self, batch: pl.DataFrame, port: int) -> None:
-        if not batch.height:
-            return
-        gone = pl.col(DELETE).fill_null(False) if DELETE in batch.columns else pl.lit(False)
-        latest = batch.select(*self.columns, gone.alias(DELETE)) \
-            .unique(subset=self.key, keep="last", maintain_order=True)
-        latest = latest.cast({c: t for c, t in self.rows.schema.items()}, strict=False)
-        keys = latest.select(self.key)
-        old = self.rows.join(keys, on=self.key, how="semi", nulls_equal=True)
-        upserts = latest.filter(~pl.col(DELETE)).drop(DELETE)
-        touched = pl.concat([old.select(self.groups), upserts.select(self.groups)]) \
-            .unique(maintain_order=True)
-        kept = self.rows.join(keys, on=self.key, how="anti", nulls_equal=True)
-        self.rows = pl.concat([kept, upserts])
-        members = self.rows.join(touched, on=self.groups, how="semi", nulls_equal=True)
-        values = members.group_by(self.groups, maintain_order=True).agg(*self.partial) \
-            .select(*self.groups, *self.final).with_columns(pl.lit(False).alias(DELETE))
-        emptied = touched.join(values.select(self.groups), on=self.groups, how="anti",
-                               nulls_equal=True).with_columns(pl.lit(True).alias(DELETE))
-        changed = pl.concat([values, emptied], how="diagonal_relaxed")
-        self.emit(changed.select(pl.col(c).cast(t) for c, t in self.output.items()))
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"rows": self.rows}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.rows = state["rows"]
-
-
-def upsert_aggregate(stream: Stream, key: list[str], groups: list[str],
-                     aggs: dict[str, Agg]) -> Stream:
-    """``GROUP BY groups`` with ``aggs`` over ``stream``, an updating stream whose rows
-    replace the row of their ``key`` (and may carry :data:`DELETE`): an
-    :class:`UpsertAggregate` step. The result is updating by ``groups`` and can delete."""
-    from tidal.api.stream import _agg_schema, _agg_text
-
-    schema = stream.schema
-    if schema is None:
-        raise PlanError("an aggregate over an updating stream needs its columns known")
-    out = _agg_schema(groups, aggs, schema)
-    assert out is not None
-    out = pl.Schema({**out, DELETE: pl.Boolean()})
-    label = f"upsert_agg[{','.join(groups)}]({','.join(aggs)}) by {','.join(key)}"
-    return stream._then(
-        "agg", label, lambda n: UpsertAggregate(n, key, groups, aggs, schema, out),
-        schema=out, time=None, stateful=True, signature=f"{label} {_agg_text(aggs)}")

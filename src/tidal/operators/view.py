@@ -35,6 +35,7 @@ import polars as pl
 from tidal.connectors.base import Sink
 from tidal.errors import PlanError
 from tidal.operators.base import Operator
+from tidal.operators.changelog import split_deletes
 
 if TYPE_CHECKING:
     from tidal.api.stream import Stream
@@ -53,8 +54,9 @@ class Change:
 
     ``seq`` numbers a view's changes 1, 2, 3, ... without gaps, so a subscriber can tell
     that it saw every one. ``deletes`` holds the identifying columns (keys, and
-    ``window_start`` for windowed views) of rows evicted because their window is no longer
-    among the last ``windows``.
+    ``window_start`` for windowed views) of rows removed: by a row of an updating result
+    that deletes its key (:mod:`tidal.operators.changelog`), or evicted because their window
+    is no longer among the last ``windows``.
     """
 
     seq: int
@@ -116,23 +118,31 @@ class View:
                 + (" (a windowed view needs window_start: build it on .window(...).agg(...))"
                    if missing[0] == WINDOW_COLUMN else "")
             )
-        latest = batch.unique(subset=self.row_keys, keep="last", maintain_order=True)
+        latest, removed = split_deletes(batch, self.row_keys)  # rows that delete their key
+        latest = latest.unique(subset=self.row_keys, keep="last", maintain_order=True)
         old = self.frame
+        deletes = latest.clear().select(self.row_keys)
         if old.height == 0:
             new = latest
         else:
             old, latest = _common_key_types(old, latest, self.row_keys)
             kept = old.join(latest.select(self.row_keys), on=self.row_keys, how="anti",
                             nulls_equal=True, maintain_order="left")
+            if removed.height:
+                removed = removed.cast(dict(latest.select(self.row_keys).schema), strict=False)
+                deletes = kept.join(removed, on=self.row_keys, how="semi", nulls_equal=True) \
+                    .select(self.row_keys)
+                kept = kept.join(removed, on=self.row_keys, how="anti", nulls_equal=True,
+                                 maintain_order="left")
             new = pl.concat([kept, latest], how="diagonal_relaxed")
-        deletes = new.clear().select(self.row_keys)
         if self.windows is not None and new.height:
             starts = new.get_column(WINDOW_COLUMN).unique().sort(descending=True, nulls_last=True)
             if starts.len() > self.windows:
                 cutoff = starts[self.windows - 1]
                 keep = pl.col(WINDOW_COLUMN) >= cutoff
                 if old.height:
-                    deletes = old.filter(~keep).select(self.row_keys)
+                    deletes = pl.concat([deletes, old.filter(~keep).select(self.row_keys)],
+                                        how="vertical_relaxed")
                 new = new.filter(keep)
                 latest = latest.filter(keep)
         self._publish(new, latest, deletes)

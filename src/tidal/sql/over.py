@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from tidal.operators.over import FUNCTIONS, Frame, OverAgg, OverAggregate
 from tidal.operators.timeattr import TimeAttr
+from tidal.sql.dialect import Flink
 from tidal.sql.errors import error, unsupported
 from tidal.sql.expressions import Field, Scope, Translator, interval_ms
 
@@ -143,8 +144,8 @@ def _check_query(rel: Rel, node: exp.Select) -> None:
                           "aggregate the windows with GROUP BY window_start, window_end first")
     if DELETE in rel.schema:
         raise unsupported("an OVER aggregate over an updating result that deletes rows", node,
-                          "compute it over an upsert-only input (a Top-N, deduplication or "
-                          "GROUP BY without HAVING)")
+                          "compute it over an input that only upserts: a Top-N, a "
+                          "deduplication, or a GROUP BY of append-only rows")
 
 
 def _definition(w: exp.Window, node: exp.Select) -> exp.Window:
@@ -171,10 +172,10 @@ def _shape(w: exp.Window) -> tuple[str, ...]:
 
 def _describe(w: exp.Window) -> str:
     clause = " ".join(x for x in (
-        "PARTITION BY " + ", ".join(p.sql() for p in w.args["partition_by"])
+        "PARTITION BY " + ", ".join(p.sql(dialect=Flink) for p in w.args["partition_by"])
         if w.args.get("partition_by") else "",
-        w.args["order"].sql() if w.args.get("order") else "",
-        w.args["spec"].sql() if w.args.get("spec") else "") if x)
+        w.args["order"].sql(dialect=Flink) if w.args.get("order") else "",
+        w.args["spec"].sql(dialect=Flink) if w.args.get("spec") else "") if x)
     return f"({clause})"
 
 
@@ -211,7 +212,7 @@ def _order(rel: Rel, w: exp.Window, scope: Scope) -> tuple[TimeAttr, bool]:
     attrs = [f.name for f in rel.fields if time is not None and f.column == time.column]
     attrs += [f.name for f in rel.fields if f.column in rel.proctime]
     raise unsupported(
-        f"an OVER window ordered by {col.sql()}, which is not a time attribute", col,
+        f"an OVER window ordered by {col.sql()} (not a time attribute)", col,
         "OVER windows on a stream are ordered by time: order by the event-time column "
         f"(WATERMARK FOR {col.name} AS ... in CREATE TABLE) or a PROCTIME() column (time "
         f"attributes here: {', '.join(attrs) or 'none'})")
@@ -229,14 +230,14 @@ def _frame(w: exp.Window, order_type: pl.DataType) -> Frame:
     if spec.args.get("exclude"):
         raise unsupported(f"EXCLUDE in the frame {spec.sql()}", spec, HINT)
     if end is not None and end_text != "CURRENT ROW":
-        raise unsupported(f"the frame {spec.sql()}: frames ending after or before the current "
-                          "row (FOLLOWING) are not planned; a stream cannot wait for later "
-                          "rows", spec, "end the frame AND CURRENT ROW")
+        raise unsupported(f"an OVER frame that does not end at the current row ({spec.sql()})",
+                          spec, "a stream cannot wait for later rows: end the frame AND "
+                          "CURRENT ROW")
     start_text = start.upper() if isinstance(start, str) else ""
     if start_text == "CURRENT ROW":
         return Frame(kind.lower(), 0)
     if side != "PRECEDING":
-        raise unsupported(f"the frame {spec.sql()}: it must start PRECEDING the current row",
+        raise unsupported(f"an OVER frame that starts after the current row ({spec.sql()})",
                           spec, HINT)
     if start_text == "UNBOUNDED":
         return Frame(kind.lower(), None)

@@ -29,7 +29,7 @@ from sqlglot import exp
 import tidal.api.agg as agg
 from tidal.api.watermarks import bounded_delay
 from tidal.api.windows import Session, WindowSpec, session, sliding, tumbling
-from tidal.operators.changelog import upsert_aggregate
+from tidal.operators.retract import upsert_aggregate
 from tidal.operators.timeattr import TimeAttr
 from tidal.sql import windowing
 from tidal.sql.catalog import Registered, TableDef, ViewDef

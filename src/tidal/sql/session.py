@@ -26,6 +26,7 @@ from tidal.sql.dialect import Flink
 from tidal.sql.errors import SqlError, error, unsupported
 from tidal.sql.expressions import Function, sql_type
 from tidal.sql.planner import Planner, Rel
+from tidal.sql.updating import DELETE
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
@@ -253,7 +254,8 @@ class Session:
         if not key and not windowed:
             raise error(f"CREATE MATERIALIZED VIEW {node.this.name}: the view needs a key: "
                         "GROUP BY the columns that identify a row, and select them", node)
-        stream = rel.stream.select([pl.col(f.column).alias(f.name) for f in rel.fields])
+        stream = rel.stream.select([pl.col(f.column).alias(f.name) for f in rel.fields]
+                                   + [pl.col(DELETE)] * (DELETE in rel.schema))
         stream.to_view(node.this.name, key=key, windows=60 if windowed else None)
         return Result("ddl")
 
@@ -295,6 +297,8 @@ class Session:
                 as_is = False
             as_is = as_is and f.column == target_col
             exprs.append(e.alias(target_col))
+        if DELETE in rel.schema:  # the sink removes the keys of deleted rows
+            exprs.append(pl.col(DELETE))
         opts = entry.table_options()
         sink = conn.sink(opts)
         unused = sorted(set(entry.options) - opts.used)

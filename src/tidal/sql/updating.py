@@ -1,7 +1,7 @@
 """SQL over updating results: what a GROUP BY over an upsert input may be, and how it runs.
 
 A ``GROUP BY`` whose input is updating (a non-windowed ``GROUP BY``, a Top-N) is planned
-as :func:`~tidal.operators.changelog.upsert_aggregate`: each new version of an input key
+as :func:`~tidal.operators.retract.upsert_aggregate`: each new version of an input key
 retracts the old version's contribution from its group (Flink's retractions), and a group
 left without rows is deleted from the result (the hidden ``__delete`` column, see
 :mod:`tidal.operators.changelog`). Nexmark q4 is the example::
