@@ -13,7 +13,9 @@ written in one Kafka transaction that also commits the checkpoint id as the offs
 per-sink consumer group (``tidal-sink.<flow>.<sink>`` on ``commit_topic``): the rows and
 the id become visible together or not at all, and a repeated ``apply`` is a no-op. At
 open the sink checks that the broker really aborts transactions; where it does not
-(tansu 0.6), it says so on stderr and falls back to at-least-once.
+(tansu 0.6), it says so on stderr and falls back to at-least-once. Rows of an updating
+result that delete their key (``__delete``, :mod:`tidal.operators.changelog`) are sent as
+tombstones (the key with a null value), as Flink's upsert-kafka does.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from tidal.connectors.base import (
     TransactionalSink,
 )
 from tidal.errors import ConfigError, SinkError, SourceError
+from tidal.operators.changelog import DELETE
 
 if TYPE_CHECKING:
     import confluent_kafka as ck
@@ -661,7 +664,14 @@ class KafkaSink(TransactionalSink):
 
     def _produce(self, batch: pl.DataFrame) -> None:
         ck = _ck()
-        values, keys = self.encoder.values(batch), self.encoder.keys(batch)
+        deleted = None
+        if DELETE in batch.columns:  # an updating result's deleted keys: tombstones
+            deleted = batch.get_column(DELETE).fill_null(False).to_list()
+            batch = batch.drop(DELETE)
+        values: list[bytes | None]
+        values, keys = list(self.encoder.values(batch)), self.encoder.keys(batch)
+        if deleted is not None:
+            values = [None if gone else v for v, gone in zip(values, deleted, strict=True)]
         produce, topic = self.producer.produce, self.topic
         for value, key in zip(values, keys, strict=True):
             while True:

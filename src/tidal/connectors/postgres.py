@@ -4,8 +4,9 @@ source reading a table (or query) snapshot and then its new rows.
 Sink: each batch goes to the server in one ``COPY`` (rows encoded as CSV by Polars, column
 by column). Without ``key`` it is copied straight into the table; with ``key`` it is copied
 into a temporary table and merged with ``INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE``
-(the last row of a key in a batch wins). The table is created from the first batch's
-columns when it does not exist. With checkpoints the sink is transactional: a
+(the last row of a key in a batch wins), and rows of an updating result that delete their
+key (``__delete``, :mod:`tidal.operators.changelog`) ``DELETE`` its row. The table is
+created from the first batch's columns when it does not exist. With checkpoints the sink is transactional: a
 checkpoint's rows and its id (table ``_tidal_commits``) are committed in one transaction,
 so after any crash every row is in the table exactly once.
 
@@ -34,6 +35,7 @@ from tidal.connectors.base import (
 )
 from tidal.connectors.mqtt import json_text
 from tidal.errors import ConfigError, SinkError, SourceError
+from tidal.operators.changelog import DELETE, split_deletes
 
 __all__ = ["PostgresSink", "PostgresSource"]
 
@@ -183,7 +185,14 @@ class PostgresSink(TransactionalSink):
             sql.SQL(", ").join(map(sql.Identifier, self.key)), action)
 
     def _insert(self, batch: pl.DataFrame) -> None:
-        """COPY (and merge) ``batch`` inside the current transaction."""
+        """COPY (and merge) ``batch`` inside the current transaction; rows marked deleted
+        (:mod:`tidal.operators.changelog`) delete their key's row."""
+        gone = None
+        if DELETE in batch.columns:
+            if not self.key:
+                raise SinkError(f"{self._where()}: the rows delete keys ({DELETE!r} column); "
+                                "give the sink key= (SQL: PRIMARY KEY) to apply them")
+            batch, gone = split_deletes(batch, self.key)
         if not self.columns:
             self._prepare(batch)
         missing = [c for c in self.columns if c not in batch.columns]
@@ -200,8 +209,16 @@ class PostgresSink(TransactionalSink):
                     copy.write(_csv(batch))
                 if self.key:
                     cur.execute(self.merge_sql)
+                if gone is not None and gone.height:
+                    cur.executemany(self._delete_sql(), gone.rows())
         except psycopg.Error as exc:
             raise SinkError(f"{self._where()}: {exc}".rstrip()) from exc
+
+    def _delete_sql(self) -> Any:
+        from psycopg import sql
+
+        return sql.SQL("DELETE FROM {} WHERE {}").format(self.ident, sql.SQL(" AND ").join(
+            sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in self.key))
 
     def write(self, batch: pl.DataFrame) -> None:
         if batch.height:

@@ -4,7 +4,8 @@ string) with an optional TTL, or entries appended to a stream.
 Each batch is sent in one pipeline (one round trip). Keys come from a column
 (``key="card"``) or a template over the columns (``key="card:{card}"``), built for the
 whole batch at once; for ``mode="stream"`` a key without ``{...}`` is the stream's name
-(``key="events"``).
+(``key="events"``). Rows of an updating result that delete their key (``__delete``,
+:mod:`tidal.operators.changelog`) ``DEL`` it in ``hash`` and ``string`` modes.
 
 Delivery is **at-least-once**: after a crash and recovery the rows since the last
 checkpoint are written again. For ``hash`` and ``string`` that is harmless, since writing
@@ -21,6 +22,7 @@ import polars as pl
 from tidal.connectors.base import Sink, SinkContext
 from tidal.connectors.mqtt import json_payloads, json_text, template_expr
 from tidal.errors import ConfigError, SinkError
+from tidal.operators.changelog import DELETE
 
 __all__ = ["RedisSink"]
 
@@ -113,6 +115,15 @@ class RedisSink(Sink):
             raise SinkError(f"redis sink: {keys.null_count()} row(s) have no key ({self.key!r} "
                             "is null)")
         pipe = self.client.pipeline(transaction=False)
+        if DELETE in batch.columns and self.mode != "stream":
+            # an updating result's deleted keys: DEL them; the other rows are upserts
+            framed = batch.with_columns(keys.alias("__key")).unique("__key", keep="last",
+                                                                    maintain_order=True)
+            gone = framed.get_column(DELETE).fill_null(False)
+            for k in framed.filter(gone).get_column("__key").to_list():
+                pipe.delete(k)
+            framed = framed.filter(~gone)
+            batch, keys = framed.drop("__key", DELETE), framed.get_column("__key")
         if self.mode == "string":
             self._strings(pipe, batch, keys)
         elif self.mode == "hash":
