@@ -24,6 +24,13 @@ start event begins its own match. Semantics are those of Flink CEP's ``next`` /
 State, per key: the partial matches (each holds the events it matched), plus buffered
 candidates not yet passed by the watermark; with ``within``, a partial match is dropped
 once the watermark reaches ``start + within``.
+
+For SQL's ``MATCH_RECOGNIZE`` (:mod:`tidal.sql.match_recognize`) a step may also carry an
+*iterative condition* (a Python check of the candidate against the partial match's events,
+made only when the vectorized bit is set), be *greedy* (the next step may not take an
+event the greedy step would), and matches may be pruned by ``skip_to_next`` /
+``skip_to_first`` / ``skip_to_last`` and emitted in Flink's order (``ordered``: a completed
+match waits while a partial match that started earlier is open).
 """
 
 from __future__ import annotations
