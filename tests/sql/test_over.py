@@ -172,6 +172,12 @@ def test_over_an_updating_top_n_upserts_by_its_key(bids: pl.DataFrame) -> None:
     ("SELECT bidder, COUNT(*), SUM(price) OVER (ORDER BY `dateTime`) FROM bid GROUP BY bidder",
      "OVER aggregates together with GROUP BY"),
     ("SELECT SUM(price) OVER w FROM bid", "unknown window 'w'"),
+    ("SELECT COUNT(*) FILTER (WHERE price > 5), SUM(price) OVER (ORDER BY `dateTime`) FROM bid",
+     "OVER aggregates together with plain aggregates"),
+    ("SELECT COUNT(*) FILTER (WHERE price > 5) OVER (ORDER BY `dateTime`) FROM bid",
+     "FILTER in an OVER aggregate"),
+    ("SELECT SUM(price) OVER (ORDER BY `dateTime` RANGE BETWEEN 5 PRECEDING AND CURRENT ROW) "
+     "FROM bid", "RANGE frames over time take an interval"),
     ("SELECT price FROM bid WHERE SUM(price) OVER (ORDER BY `dateTime`) > 3",
      "the OVER window"),
     ("SELECT bidder, AVG(price) OVER (PARTITION BY bidder ORDER BY `dateTime`) FROM "

@@ -131,7 +131,8 @@ def _check_query(rel: Rel, node: exp.Select) -> None:
                               "aggregate in a subquery, then compute the OVER aggregate over it")
     for item in node.expressions:
         for a in item.find_all(exp.AggFunc):
-            if not isinstance(a.parent, exp.Window | exp.Filter):
+            parent = a.parent.parent if isinstance(a.parent, exp.Filter) else a.parent
+            if not isinstance(parent, exp.Window):
                 raise unsupported("OVER aggregates together with plain aggregates", a,
                                   "aggregate in a subquery, then compute the OVER aggregate "
                                   "over it")
