@@ -5,6 +5,7 @@ See :mod:`tidal.api.agg` for how they stay columnar.
 
 from tidal.api.agg import (
     Agg,
+    UserAggregate,
     approx_count_distinct,
     approx_quantile,
     count,
@@ -16,10 +17,12 @@ from tidal.api.agg import (
     min,
     percentile,
     sum,
+    udaf,
 )
 
 __all__ = [
     "Agg",
+    "UserAggregate",
     "approx_count_distinct",
     "approx_quantile",
     "count",
@@ -31,4 +34,5 @@ __all__ = [
     "min",
     "percentile",
     "sum",
+    "udaf",
 ]

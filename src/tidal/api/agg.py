@@ -18,6 +18,7 @@ they merge across batches, panes and checkpoints in constant space:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import polars as pl
 
 __all__ = [
     "Agg",
+    "UserAggregate",
     "approx_count_distinct",
     "approx_quantile",
     "count",
@@ -37,6 +39,7 @@ __all__ = [
     "min",
     "percentile",
     "sum",
+    "udaf",
 ]
 
 TIME = "__t"
@@ -56,12 +59,16 @@ class Agg:
 
     def inputs(self) -> set[str]:
         """Input columns this aggregate reads."""
+        if self.kind == "udaf":
+            return set(self.params[1])
         return {self.column} if self.column else set()
 
     def partial(self, out: str) -> list[pl.Expr]:
         """Expressions over raw rows of one group, producing the partial columns."""
         c = pl.col(self.column) if self.column else None
         match self.kind:
+            case "udaf":
+                return [self.params[0]._partial(self.params[1]).alias(_p(out))]
             case "count":
                 return [(pl.len() if c is None else c.count()).cast(pl.Int64).alias(_p(out))]
             case "sum":
@@ -96,6 +103,8 @@ class Agg:
         """Expressions over partial rows of one group, folding them into one partial row."""
         p = pl.col(_p(out))
         match self.kind:
+            case "udaf":
+                return [self.params[0]._merge(p)]
             case "count" | "sum":
                 return [p.sum()]
             case "min":
@@ -124,6 +133,8 @@ class Agg:
         """Expression over a merged partial row giving the output column ``out``."""
         p = pl.col(_p(out))
         match self.kind:
+            case "udaf":
+                return self.params[0]._final(p, self.params[1]).alias(out)
             case "mean":
                 return (pl.col(_p(out, "s")) / pl.col(_p(out, "n"))).alias(out)
             case "count_distinct":
@@ -146,6 +157,8 @@ class Agg:
             return pl.Float64()
         if self.kind == "approx_count_distinct":
             return pl.Int64()
+        if self.kind == "udaf":
+            return self.params[0].return_type
         return None
 
     def partial_columns(self, out: str) -> list[str]:
@@ -157,6 +170,8 @@ class Agg:
         return [_p(out)]
 
     def __repr__(self) -> str:
+        if self.kind == "udaf":
+            return f"{self.params[0].name}({', '.join(self.params[1])})"
         params = "".join(f", {p!r}" for p in self.params)
         return f"{self.kind}({self.column or ''}{params})"
 
@@ -263,6 +278,107 @@ def approx_quantile(column: str, q: float, k: int = 200) -> Agg:
     _check_q("approx_quantile", q)
     _need_datasketches("approx_quantile")
     return Agg("approx_quantile", column, (float(q), int(k)))
+
+
+@dataclass(frozen=True, eq=False)
+class UserAggregate:
+    """A user-defined aggregate function (see :func:`udaf`); call it with column names to
+    get an :class:`Agg`: ``weighted("price", "qty")``."""
+
+    fn: Callable[..., Any]
+    merge_fn: Callable[[pl.Series], Any] | None
+    finish: Callable[[Any], Any] | None
+    return_type: pl.DataType
+    state_type: pl.DataType | None
+    name: str
+
+    def __call__(self, *columns: str) -> Agg:
+        if not columns or not all(isinstance(c, str) for c in columns):
+            from tidal.errors import PlanError
+
+            raise PlanError(f"aggregate {self.name}(...) takes column names, got {columns!r}")
+        return Agg("udaf", columns[0], (self, tuple(columns)))
+
+    def _values(self, columns: tuple[str, ...]) -> pl.Expr:
+        return pl.col(columns[0]) if len(columns) == 1 else pl.struct(list(columns))
+
+    def _call(self, values: pl.Series, columns: tuple[str, ...]) -> Any:
+        if len(columns) == 1:
+            return self.fn(values)
+        return self.fn(*(values.struct.field(c) for c in columns))
+
+    def _partial(self, columns: tuple[str, ...]) -> pl.Expr:
+        values = self._values(columns)
+        if self.merge_fn is None:  # holistic: the group's values are the state
+            return values
+        return values.map_batches(lambda s: pl.Series([self._call(s, columns)],
+                                                      dtype=self.state_type),
+                                  returns_scalar=True, return_dtype=self.state_type)
+
+    def _merge(self, p: pl.Expr) -> pl.Expr:
+        if self.merge_fn is None:
+            return p.explode()
+        merge = self.merge_fn
+        return p.map_batches(lambda s: pl.Series([merge(s)], dtype=self.state_type),
+                             returns_scalar=True, return_dtype=self.state_type)
+
+    def _final(self, p: pl.Expr, columns: tuple[str, ...]) -> pl.Expr:
+        if self.merge_fn is None:
+            return p.map_elements(lambda s: self._call(s, columns), return_dtype=self.return_type,
+                                  skip_nulls=False)
+        finish = self.finish
+        if finish is None:
+            return p.cast(self.return_type)
+        return p.map_elements(finish, return_dtype=self.return_type, skip_nulls=False)
+
+
+def udaf(fn: Callable[..., Any], *, return_type: Any, merge: Callable[[pl.Series], Any] |
+         None = None, finish: Callable[[Any], Any] | None = None, state_type: Any = None,
+         name: str | None = None) -> UserAggregate:
+    """A user-defined aggregate, vectorized per group: ``fn`` gets a group's values as Polars
+    Series (one per column) and returns one value.
+
+    Without ``merge`` the state of a group is its values and ``fn`` runs when the result is
+    read (any function: a median, a mode, a custom score). With ``merge`` the aggregate is
+    decomposable and its state stays one value per group: ``fn`` turns a batch of a group's
+    rows into a partial value of ``state_type``, ``merge`` folds a Series of partials into
+    one, and ``finish`` (default: the partial itself) turns it into the result.
+    ``return_type`` / ``state_type``: a Polars type or a SQL type name (``'DOUBLE'``).
+    Register one for SQL with :meth:`tidal.Flow.register_function`.
+
+    >>> import polars as pl, tidal as td
+    >>> spread = td.agg.udaf(lambda s: s.max() - s.min(), return_type="BIGINT", name="spread")
+    >>> spread("price")
+    spread(price)
+    >>> total = td.agg.udaf(lambda q, p: (q * p).sum(), merge=lambda s: s.sum(),
+    ...                     return_type=pl.Float64, state_type=pl.Float64, name="total")
+    >>> total("qty", "price")
+    total(qty, price)
+    """
+    if not callable(fn) or (merge is not None and not callable(merge)) or \
+            (finish is not None and not callable(finish)):
+        from tidal.errors import ConfigError
+
+        raise ConfigError("udaf(fn, merge=..., finish=...): fn, merge and finish must be functions")
+    rt = _dtype(return_type, "return_type")
+    st = _dtype(state_type, "state_type") if state_type is not None else (
+        rt if merge is not None else None)
+    return UserAggregate(fn, merge, finish, rt, st, name or getattr(fn, "__name__", "udaf"))
+
+
+def _dtype(t: Any, what: str) -> pl.DataType:
+    if isinstance(t, str):
+        import sqlglot
+
+        from tidal.sql.dialect import Flink
+        from tidal.sql.expressions import sql_type
+
+        return sql_type(sqlglot.parse_one(f"CAST(x AS {t})", read=Flink).to)
+    if isinstance(t, pl.DataType) or (isinstance(t, type) and issubclass(t, pl.DataType)):
+        return t() if isinstance(t, type) else t
+    from tidal.errors import ConfigError
+
+    raise ConfigError(f"udaf: {what} must be a Polars type or a SQL type name, not {t!r}")
 
 
 def _check_q(name: str, q: float) -> None:
