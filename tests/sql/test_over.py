@@ -190,3 +190,27 @@ def test_unplanned_over_windows_are_named(query: str, message: str) -> None:
     with pytest.raises(SqlError, match=None) as info:
         flow.sql(query)
     assert message in str(info.value)
+
+
+def test_over_result_keeps_event_time_for_a_window_downstream(bids: pl.DataFrame) -> None:
+    """Rows leave the OVER step in time order before its watermark moves on, so a TUMBLE
+    over its result counts every row (none arrives late)."""
+    flow = td.Flow("chain")
+    flow.sql(BID)
+    flow.sql("""CREATE VIEW recent AS SELECT bidder, `dateTime`,
+        MAX(price) OVER (PARTITION BY bidder ORDER BY `dateTime`
+                         ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS top4 FROM bid""")
+    stream = flow.sql("""SELECT window_start, COUNT(*) AS n, SUM(top4) AS total
+        FROM TABLE(TUMBLE(TABLE recent, DESCRIPTOR(`dateTime`), INTERVAL '100' MILLISECOND))
+        GROUP BY window_start, window_end""")
+    out = td.sinks.memory()
+    stream.sink(out)
+    flow.run(quiet=True, max_batch_rows=300)
+    want = duck(bids, """
+        WITH r AS (SELECT "dateTime", max(price) OVER (PARTITION BY bidder
+                     ORDER BY "dateTime", event_id ROWS BETWEEN 3 PRECEDING AND CURRENT ROW) AS t
+                   FROM bid)
+        SELECT time_bucket(INTERVAL 100 MILLISECOND, "dateTime"), count(*), CAST(sum(t) AS BIGINT)
+        FROM r GROUP BY 1""")
+    assert want.height > 3
+    assert rows(out.frame()) == rows(want)
