@@ -15,7 +15,7 @@ bounds its state by the watermark (or a TTL):
   event time (processing time when a side has no event time). ``how="left"`` emits a left
   row that never matched, with nulls on the right, when it leaves the state.
 - :class:`WindowJoin` pairs rows of the same key in the same tumbling/sliding window when
-  the window fires.
+  the window fires (or, for SQL's window join, in the window each row already carries).
 - :class:`TemporalJoin` versions a changelog (upsert) stream by its event time and holds each
   probe row until the watermark passes it, then joins it with the latest version at or
   before its time (an as-of join).
@@ -272,13 +272,22 @@ class StreamJoin(_Join):
 
 class WindowJoin(_Join):
     """Pairs of rows with equal keys in the same tumbling or sliding window, emitted when the
-    window fires, with ``window_start`` and ``window_end`` after the joined columns."""
+    window fires, with ``window_start`` and ``window_end`` after the joined columns.
+
+    With ``spec=None`` the rows already carry their window (SQL's window join of window TVF
+    rows or window aggregates): ``left_time``/``right_time`` then read each row's window
+    *end*, the keys include the window columns, and the output adds no columns.
+    """
 
     def __init__(self, name: str, left_keys: list[str], right_keys: list[str],
-                 left_time: TimeAttr, right_time: TimeAttr, spec: Tumbling | Sliding, *,
+                 left_time: TimeAttr, right_time: TimeAttr, spec: Tumbling | Sliding | None, *,
                  how: How = "inner", right_schema: pl.Schema | None = None) -> None:
         super().__init__(name, left_keys, right_keys, left_time, right_time, how, right_schema)
-        self.size, self.every, self.offset = spec.size_ms, spec.every_ms, spec.offset_ms
+        self.given = spec is None
+        if spec is None:  # WS holds each row's window end: a window of size 0 from there
+            self.size, self.every, self.offset = 0, 1, 0
+        else:
+            self.size, self.every, self.offset = spec.size_ms, spec.every_ms, spec.offset_ms
         self.sides: list[pl.DataFrame | None] = [None, None]
         self.time_dtype: pl.DataType | None = None
 
@@ -292,7 +301,10 @@ class WindowJoin(_Join):
             self.time_dtype = batch.schema[self.left_time.column]
         column = LT if port == 0 else RT
         rows = self.stamp(batch, self.left_time if port == 0 else self.right_time, column)
-        rows = assign_windows(rows, column, self.size, self.every, self.offset, WS)
+        if self.given:
+            rows = rows.with_columns(pl.col(column).alias(WS))
+        else:
+            rows = assign_windows(rows, column, self.size, self.every, self.offset, WS)
         end = pl.col(WS) + self.size
         if self.watermark > MIN_TIME and rows[WS].min() + self.size <= self.watermark:  # type: ignore[operator]
             fired = rows.filter(end <= self.watermark)
@@ -317,7 +329,8 @@ class WindowJoin(_Join):
                 if self.how == "left":
                     self.emit(self._windowed(self.pad(ready_left.drop(WS)), ready_left[WS]))
             else:
-                pairs = self.pair(ready_left, ready_right, how=self.how, extra=[WS])
+                pairs = self.pair(ready_left, ready_right, how=self.how,
+                                  extra=[] if self.given else [WS])
                 self.emit(self._windowed(_user(pairs), pairs[WS]))
         if left is not None:
             self.sides[0] = left.filter(~fire)
@@ -325,6 +338,8 @@ class WindowJoin(_Join):
             self.sides[1] = right.filter(~fire)
 
     def _windowed(self, rows: pl.DataFrame, starts: pl.Series) -> pl.DataFrame:
+        if self.given:
+            return rows
         start, end = starts.alias("window_start"), (starts + self.size).alias("window_end")
         out = rows.with_columns(start, end)
         if isinstance(self.time_dtype, pl.Datetime):

@@ -524,10 +524,10 @@ class Planner:
             on = found[0]
             for c in found[1:]:
                 on = exp.And(this=on, expression=c)
-        if left.window is not None or right.window is not None:
-            raise unsupported("a window join (JOIN of window TVFs)", node,
-                              "aggregate each side by window first, then join on window_start, "
-                              "window_end")
+        if left.window is not None:  # rows of a window TVF: one per window (a window join)
+            left = windowing.materialize(left, node)
+        if right.window is not None:
+            right = windowing.materialize(right, node)
         if left.updating or right.updating:
             raise unsupported("a join of an updating result (GROUP BY without a window)", node)
         left, right, pushed = self._push_down(left, right, where, _conjuncts(on))
@@ -556,8 +556,12 @@ class Planner:
         names = [self._name("jk") for _ in keys]
         ls = left.stream.with_columns(**{n: k[0] for n, k in zip(names, keys, strict=True)})
         rs = right.stream.with_columns(**{n: k[1] for n, k in zip(names, keys, strict=True)})
-        ttl = self.session.settings.get("table.exec.state.ttl")
-        joined = ls.join(rs, on=names, ttl=interval_ms_text(ttl) if ttl else FOREVER_MS)
+        ends = windowing.window_join_ends(left, right, _conjuncts(on))
+        if ends is not None:  # the windows hold the state: a window join
+            joined = windowing.window_join(ls, rs, names, ends)
+        else:
+            ttl = self.session.settings.get("table.exec.state.ttl")
+            joined = ls.join(rs, on=names, ttl=interval_ms_text(ttl) if ttl else FOREVER_MS)
         lcols = set(left.schema) | set(names)
         rmap = {c: (c + "_right" if c in lcols else c) for c in right.schema}
         out = joined.schema

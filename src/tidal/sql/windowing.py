@@ -32,9 +32,11 @@ from tidal.operators.timeattr import TimeAttr
 from tidal.sql.errors import unsupported
 
 if TYPE_CHECKING:
+    from tidal.api.stream import Stream
     from tidal.sql.planner import RankSpec, Rel
 
-__all__ = ["cumulate_spec", "materialize", "propagated_spec", "rank_window", "window_top_n"]
+__all__ = ["cumulate_spec", "materialize", "propagated_spec", "rank_window", "window_join",
+           "window_join_ends", "window_top_n"]
 
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
 
@@ -143,3 +145,48 @@ def window_top_n(rel: Rel, spec: RankSpec, n: int) -> Rel:
         schema=pl.Schema({**schema, spec.column: pl.Int64()}), time=TimeAttr(end, -1),
         stateful=True, signature=label)
     return replace(rel, stream=ranked, rank=None)
+
+
+# -- window joins --------------------------------------------------------------------------
+def window_join_ends(left: Rel, right: Rel, conds: list[exp.Expr]) -> tuple[str, str] | None:
+    """The window-end columns of ``left`` and ``right`` when the join conditions ``conds``
+    equate both sides' window starts and window ends (Flink's window join); else None."""
+    def window_col(rel: Rel, e: exp.Expr) -> tuple[str, str] | None:
+        """(``"start"``/``"end"``, physical column) when ``e`` is a window column of ``rel``."""
+        if not isinstance(e, exp.Column):
+            return None
+        try:
+            column = rel.scope().resolve(e).column
+        except Exception:
+            return None
+        kind = rel.window_cols.get(column, ("", None))[0]
+        return (kind, column) if kind else None
+
+    found: dict[str, tuple[str, str]] = {}
+    for c in conds:
+        if not isinstance(c, exp.EQ):
+            continue
+        for a, b in ((c.this, c.expression), (c.expression, c.this)):
+            lw, rw = window_col(left, a), window_col(right, b)
+            if lw is not None and rw is not None and lw[0] == rw[0]:
+                found.setdefault(lw[0], (lw[1], rw[1]))
+    if "start" in found and "end" in found:
+        return found["end"]
+    return None
+
+
+def window_join(left: Stream, right: Stream, keys: list[str], ends: tuple[str, str]) -> Stream:
+    """Rows of ``left`` and ``right`` with equal ``keys`` (which include the window columns),
+    paired when the watermark passes their window's end and then forgotten: the
+    :class:`~tidal.operators.join.WindowJoin` operator with the windows given by the rows.
+    Columns as :meth:`tidal.Stream.join` gives them."""
+    from tidal.operators.join import WindowJoin, joined_schema
+
+    lt, rt = TimeAttr(ends[0]), TimeAttr(ends[1])
+    rs = right.schema
+    label = f"window_join[{','.join(keys)}]"
+    return left._then(
+        "join", label,
+        lambda n: WindowJoin(n, keys, keys, lt, rt, None, right_schema=rs),
+        schema=joined_schema(left.schema, rs, keys, keys), time=TimeAttr(ends[0], -1),
+        stateful=True, inputs=[(left.node, "out"), (right.node, "out")], signature=label)
