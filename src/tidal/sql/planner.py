@@ -239,6 +239,7 @@ class Planner:
                                   "for Top-N per window use GROUP BY over a window TVF")
         if node.args.get("distinct") is not None:
             raise unsupported("SELECT DISTINCT", node, "use GROUP BY over the columns")
+        self._mark_user_aggregates(node)
         row_number: exp.Alias | None = None
         overs = over_calls(node)  # AGG(x) OVER (...) in the SELECT list: tidal.sql.over
         clauses = [*node.expressions, *(node.args.get(k) for k in ("where", "group", "having"))]
@@ -556,9 +557,14 @@ class Planner:
         names = [self._name("jk") for _ in keys]
         ls = left.stream.with_columns(**{n: k[0] for n, k in zip(names, keys, strict=True)})
         rs = right.stream.with_columns(**{n: k[1] for n, k in zip(names, keys, strict=True)})
-        ends = windowing.window_join_ends(left, right, _conjuncts(on))
-        if ends is not None:  # the windows hold the state: a window join
-            joined = windowing.window_join(ls, rs, names, ends)
+        interval = self._interval(left, right, [*residual, *where], node)
+        if interval is not None:  # the time bounds hold the state: an interval join
+            lo, hi, used = interval
+            residual = [c for c in residual if all(c is not u for u in used)]
+            where[:] = [c for c in where if all(c is not u for u in used)]
+            joined = ls.join(rs, on=names, within=(lo, hi))
+        elif (ends := windowing.window_join_ends(left, right, _conjuncts(on))) is not None:
+            joined = windowing.window_join(ls, rs, names, ends)  # the windows hold the state
         else:
             ttl = self.session.settings.get("table.exec.state.ttl")
             joined = ls.join(rs, on=names, ttl=interval_ms_text(ttl) if ttl else FOREVER_MS)
@@ -577,6 +583,69 @@ class Planner:
                 cond = exp.And(this=cond, expression=r)
             rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
         return rel
+
+    def _interval(self, left: Rel, right: Rel, conds: list[exp.Expr],
+                  node: exp.Expr) -> tuple[int, int, list[exp.Expr]] | None:
+        """The bounds ``(lo, hi)`` of ``right time - left time`` that the conditions among
+        ``conds`` comparing the two sides' event-time attributes give (``a.ts BETWEEN b.ts -
+        INTERVAL '1' HOUR AND b.ts``, ``a.ts >= b.ts``, ...), with the conditions used; None
+        unless both a lower and an upper bound are found (then it is a regular join)."""
+        lt, rt = left.stream.node.time, right.stream.node.time
+        if lt is None or rt is None or lt.column in left.proctime or \
+                rt.column in right.proctime:
+            return None
+        lscope, rscope = left.scope(), right.scope()
+
+        def term(e: exp.Expr) -> tuple[str, int] | None:
+            """``(side, c)`` when ``e`` is that side's event time + c ms."""
+            while isinstance(e, exp.Paren):
+                e = e.this
+            shift = 0
+            if isinstance(e, exp.Add | exp.Sub) and isinstance(e.expression, exp.Interval):
+                shift = interval_ms(e.expression) * (1 if isinstance(e, exp.Add) else -1)
+                e = e.this
+            if not isinstance(e, exp.Column):
+                return None
+            side = _side(e, lscope, rscope)
+            rel, t = (left, lt) if side == "L" else (right, rt) if side == "R" else (None, None)
+            if rel is None or t is None or rel.scope().resolve(e).column != t.column:
+                return None
+            return side, shift - t.offset_ms  # type: ignore[return-value]
+
+        ops = {exp.GTE: ">=", exp.GT: ">", exp.LTE: "<=", exp.LT: "<"}
+        flip = {">=": "<=", ">": "<", "<=": ">=", "<": ">"}
+        lo: int | None = None
+        hi: int | None = None
+        used: list[exp.Expr] = []
+        for c in conds:
+            if isinstance(c, exp.Between) and not c.args.get("symmetric"):
+                parts = [(c.this, c.args["low"], ">="), (c.this, c.args["high"], "<=")]
+            elif type(c) in ops:
+                parts = [(c.this, c.expression, ops[type(c)])]
+            else:
+                continue
+            found: list[tuple[str, int]] = []
+            for a, b, op in parts:
+                ta, tb = term(a), term(b)
+                if ta is None or tb is None or ta[0] == tb[0]:
+                    break
+                # right time - left time compared with a constant
+                found.append((op, tb[1] - ta[1]) if ta[0] == "R" else (flip[op], ta[1] - tb[1]))
+            else:
+                for op, v in found:
+                    if op in (">=", ">"):
+                        v += op == ">"
+                        lo = v if lo is None else max(lo, v)
+                    else:
+                        v -= op == "<"
+                        hi = v if hi is None else min(hi, v)
+                used.append(c)
+        if lo is None or hi is None:
+            return None
+        if lo > hi:
+            raise error(f"the join's time conditions ({' AND '.join(c.sql() for c in used)}) "
+                        "can never hold together", node)
+        return lo, hi, used
 
     def _push_down(self, left: Rel, right: Rel, where: list[exp.Expr],
                    on: list[exp.Expr]) -> tuple[Rel, Rel, set[int]]:
@@ -940,12 +1009,42 @@ class Planner:
             return session(ivs[0])
         raise error(f"bad arguments for the group window {k.sql()}", k)
 
+    def _mark_user_aggregates(self, node: exp.Select) -> None:
+        """Calls of aggregates registered from Python (``td.agg.udaf``) become aggregate
+        nodes, so GROUP BY, HAVING and the checks of WHERE treat them as aggregates."""
+        from tidal.api.agg import UserAggregate
+
+        for call in list(node.find_all(exp.Anonymous)):
+            f = self.session.functions.get(call.name.lower())
+            if f is not None and isinstance(f.fn, UserAggregate):
+                call.replace(exp.AnonymousAggFunc(this=call.name, expressions=call.expressions))
+
+    def _user_agg(self, call: exp.AnonymousAggFunc, out: str, tr: Translator,
+                  pre: dict[str, pl.Expr], specs: dict[str, agg.Agg]) -> pl.Expr:
+        ua = self.session.functions[call.name.lower()].fn
+        if not call.expressions:
+            raise error(f"the aggregate {call.name}() takes at least one argument", call)
+        cols = []
+        for i, arg in enumerate(call.expressions):
+            if isinstance(arg, exp.Column):
+                cols.append(tr.scope.resolve(arg).column)
+            else:
+                cols.append(f"{out}_in{i}")
+                pre[cols[-1]] = tr.expr(arg)
+        specs[out] = ua(*cols)
+        return pl.col(out)
+
     def _agg(self, call: exp.Expr, out: str, tr: Translator, pre: dict[str, pl.Expr],
              specs: dict[str, agg.Agg]) -> pl.Expr:
         cond = None
         if isinstance(call, exp.Filter):
+            if isinstance(call.this, exp.AnonymousAggFunc):
+                raise unsupported(f"FILTER (WHERE ...) on the user-defined aggregate "
+                                  f"{call.this.name}", call, "filter the rows in a subquery")
             cond = tr.expr(call.expression.this)
             call = call.this
+        if isinstance(call, exp.AnonymousAggFunc):
+            return self._user_agg(call, out, tr, pre, specs)
         distinct = isinstance(call.this, exp.Distinct)
         arg = call.this.expressions[0] if distinct else call.this
         if distinct and len(call.this.expressions) != 1:

@@ -140,6 +140,11 @@ class Session:
         if not callable(fn):
             raise ConfigError(f"register_function({name!r}): expected a function, got "
                               f"{type(fn).__name__}")
+        from tidal.api.agg import UserAggregate
+
+        if isinstance(fn, UserAggregate):  # an aggregate: its types come with it
+            self.functions[name.lower()] = Function(name, fn, True, fn.return_type)
+            return
         dtype = None
         if isinstance(return_type, str):
             dtype = sql_type(sqlglot.parse_one(f"CAST(x AS {return_type})", read=Flink).to)
