@@ -143,3 +143,30 @@ def test_bad_cumulate_specs_say_what_to_do() -> None:
     with pytest.raises(ConfigError, match="longer than 0"):
         td.cumulate("1m", step=0)
     assert repr(td.cumulate("1d", step="1h")) == "cumulate(1d, step=1h)"
+
+
+def _section_blocks(page: str, heading: str) -> list[tuple[str, str]]:
+    """The ```python blocks (and the ```text after each) under ``heading`` of docs/``page``."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / page).read_text()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```\n(?:\n```text\n(.*?)```)?", section, re.S)
+
+
+@pytest.mark.parametrize(("page", "heading"), [("windows.md", "## Kinds"),
+                                               ("sql.md", "## Window TVFs")])
+def test_docs_examples_print_what_the_page_shows(page: str, heading: str, tmp_path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+
+    monkeypatch.chdir(tmp_path)
+    blocks = _section_blocks(page, heading)
+    assert blocks
+    for code, expected in blocks:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(compile(code, page, "exec"), {"__name__": "__docs__"})
+        assert buf.getvalue() == expected, code

@@ -268,3 +268,31 @@ def test_window_join_of_window_aggregations(events: dict[str, pl.DataFrame]) -> 
         ON B.auction = A.id AND B.ws = A.ws AND B.we = A.we""", events)
     assert got.height == want.height > 0
     assert rows(got) == rows(want)
+
+
+def test_running_totals_example_counts_every_click_and_ranks_each_window() -> None:
+    """examples/sql_running_totals.py as a user runs it: running totals only grow within a
+    minute and the full minute counts every click; 3 ranked pages per 10 s window."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "sql_running_totals.py"
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    parsed: dict[str, list[dict[str, str]]] = {"running": [], "top": []}
+    for line in proc.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        parsed[kind].append(dict(p.split("=", 1) for p in rest.split(" ")))
+    running = pl.DataFrame(parsed["running"]).with_columns(pl.col("views").cast(pl.Int64))
+    assert running["window_end"].n_unique() == 6  # 10 s, 20 s, ..., 60 s after the minute
+    grows = running.sort("window_end").group_by("page").agg(
+        (pl.col("views").diff().drop_nulls() >= 0).all().alias("grows"))
+    assert grows["grows"].all()
+    assert running.filter(pl.col("window_end") == pl.col("window_end").max())["views"].sum() \
+        == 30_000
+    top = pl.DataFrame(parsed["top"]).with_columns(pl.col("rn", "views").cast(pl.Int64))
+    assert top.group_by("window_start").agg(pl.col("rn").sort())["rn"].to_list() == \
+        [[1, 2, 3]] * 6
+    assert top.sort("window_start", "rn").group_by("window_start", maintain_order=True).agg(
+        (pl.col("views").diff().drop_nulls() <= 0).all().alias("ranked"))["ranked"].all()
