@@ -37,7 +37,13 @@ from tidal.sql.dialect import WindowTVF
 from tidal.sql.errors import error, unsupported
 from tidal.sql.expressions import Field, Scope, Translator, interval_ms
 from tidal.sql.over import over_calls, plan_over
-from tidal.sql.updating import DELETE, check_aggregate_input, row_identity, without_identity
+from tidal.sql.updating import (
+    DELETE,
+    check_aggregate_input,
+    filtered,
+    row_identity,
+    without_identity,
+)
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
@@ -273,8 +279,7 @@ class Planner:
                 raise unsupported("a WHERE on window columns of a window TVF", where)
             if list(where.this.find_all(exp.AggFunc)):
                 raise error("aggregates are not allowed in WHERE; use HAVING", where)
-            pred = self.translator(rel.scope()).expr(where.this)
-            rel = replace(rel, stream=rel.stream.filter(pred))
+            rel = filtered(rel, self.translator(rel.scope()).expr(where.this))
         if overs:
             return plan_over(self, rel, node, overs)
         group = node.args.get("group")
@@ -975,8 +980,7 @@ class Planner:
         out = Rel(result, out_fields, updating=spec is None, key=list(key_cols) if spec is None
                   else [], window_cols=window_cols)
         if having is not None:
-            pred = self.translator(scope2).expr(having.this)
-            out = replace(out, stream=out.stream.filter(pred))
+            out = filtered(out, self.translator(scope2).expr(having.this))
         self._check_grouped(node, scope2)
         return self.project(out, node.expressions, scope2)
 

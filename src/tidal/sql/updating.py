@@ -27,7 +27,7 @@ from tidal.sql.errors import unsupported
 if TYPE_CHECKING:
     from tidal.sql.planner import Rel
 
-__all__ = ["DELETE", "check_aggregate_input", "row_identity", "without_identity"]
+__all__ = ["DELETE", "check_aggregate_input", "filtered", "row_identity", "without_identity"]
 
 HIDDEN_KEY = "__row_id"
 """Prefix of the hidden copies of an updating result's key columns (:func:`row_identity`)."""
@@ -36,8 +36,7 @@ HIDDEN_KEY = "__row_id"
 def check_aggregate_input(rel: Rel, node: exp.Select, group: exp.Group | None,
                           having: exp.Having | None) -> None:
     """Refuse what a GROUP BY over the updating ``rel`` cannot do: windows (an updating
-    input has no event time), HAVING (a group leaving the condition would need a delete
-    that is not planned yet) and an input whose upsert key was not selected."""
+    input has no event time) and an input whose upsert key was not selected."""
     keys = list(group.expressions) if group is not None else []
     legacy = [k for k in keys if isinstance(k, exp.Anonymous)
               and k.name.upper() in ("TUMBLE", "HOP", "SESSION")]
@@ -46,14 +45,25 @@ def check_aggregate_input(rel: Rel, node: exp.Select, group: exp.Group | None,
                           "a Top-N)", legacy[0] if legacy else group or node,
                           "window the input first and aggregate the windows' results, or "
                           "aggregate without windows")
-    if having is not None:
-        raise unsupported("HAVING on an aggregate over an updating result", having,
-                          "select the aggregates in a subquery and filter them outside it")
     if not rel.key and not rel.identity:
         raise unsupported("an aggregate over an updating result whose upsert key is not "
                           "among its columns", node,
                           "select the inner GROUP BY's key columns (or the Top-N's PARTITION "
                           "BY columns and row number) in the subquery")
+
+
+def filtered(rel: Rel, predicate: pl.Expr) -> Rel:
+    """``WHERE``/``HAVING`` on ``rel``. On an append result it drops the rows failing
+    ``predicate``; on an updating one a failing row becomes a delete of its key (``__delete``
+    true), because the key's earlier version may have passed and must leave the result (a
+    group whose running MAX outgrows ``HAVING MAX(x) < 100``). Sinks ignore deletes of keys
+    they do not hold."""
+    if not rel.updating:
+        return replace(rel, stream=rel.stream.filter(predicate))
+    gone = ~predicate.fill_null(False)
+    if DELETE in rel.schema:
+        gone = gone | pl.col(DELETE)
+    return replace(rel, stream=rel.stream.with_columns(gone.alias(DELETE)))
 
 
 def row_identity(rel: Rel, names: list[str],
