@@ -162,15 +162,27 @@ class Completer:
                 self._view_columns[name] = []
         return self._view_columns[name]
 
-    def matches(self, text: str) -> list[str]:
-        """Every completion of the word ``text``."""
+    def matches(self, text: str, before: str = "") -> list[str]:
+        """Every completion of the word ``text``; ``before`` is the line before it (inside a
+        quoted string, the setting names of SET, or a result mode, complete)."""
+        if before.count("'") % 2:  # inside '...': a setting's name or value
+            quote = before.rfind("'")
+            typed = before[quote:] + text
+            if re.search(r"result-mode'\s*=\s*$", before[:quote], re.IGNORECASE):
+                values = [f"'{m}'" for m in MODES]
+            elif re.fullmatch(r"\s*(SET|RESET)\s*", before[:quote], re.IGNORECASE):
+                values = [f"'{k}'" for k in SETTINGS]
+            else:
+                values = []
+            # readline replaces only ``text`` (a '.' ends a word): hand back that part, and
+            # leave the closing quote to readline when the word opens right after the quote
+            cut = -1 if before.endswith("'") else None
+            return [v[len(typed) - len(text):cut] for v in values if v.startswith(typed)]
         low = text.lower()
         lower_case = text.islower()
         words = [w.lower() if lower_case else w for w in KEYWORDS]
         words += [f.lower() if lower_case else f for f in function_names(self.session)]
         names = [*self.session.catalog.names(), *self.columns()]
-        if text.startswith("'"):
-            return [f"'{s}'" for s in SETTINGS if s.startswith(text[1:])]
         found = [w for w in words if w.startswith(text) or (not lower_case and w.lower().startswith(low))]
         found += [n for n in names if n.lower().startswith(low)]
         return sorted(dict.fromkeys(found))
@@ -180,11 +192,16 @@ class Completer:
         if state == 0:
             self._view_columns.clear()
             try:
-                self._found = self.matches(text)
+                import readline
+
+                before = readline.get_line_buffer()[:readline.get_begidx()]
+            except ImportError:
+                before = ""
+            try:
+                self._found = self.matches(text, before)
             except Exception:  # noqa: BLE001 - an exception here would silently kill completion
                 self._found = []
         return self._found[state] if state < len(self._found) else None
-
 
 class _LineEditor:
     """readline when the standard library has it (history and completion), else plain input."""
@@ -198,7 +215,7 @@ class _LineEditor:
             return
         self.rl = readline
         readline.set_completer(Completer(session))
-        readline.set_completer_delims(" \t\n()[],;=.<>+-*/%|`\"")
+        readline.set_completer_delims(" \t\n()[],;=.<>+-*/%|`\"'")
         if "libedit" in (readline.__doc__ or ""):
             readline.parse_and_bind("bind ^I rl_complete")
         else:
@@ -225,10 +242,11 @@ class _LineEditor:
 def _delete_column(columns: Iterable[str]) -> str | None:
     """The reserved boolean column that marks a row of an updating result as a delete, when
     the planner defines one and the stream carries it."""
-    from tidal.sql import planner
-
-    name = getattr(planner, "DELETE_COLUMN", None)
-    return name if name is not None and name in columns else None
+    try:
+        from tidal.operators.changelog import DELETE
+    except ImportError:  # a build whose updating results only upsert
+        return None
+    return DELETE if DELETE in columns else None
 
 
 def _cell(v: Any) -> str:
@@ -495,7 +513,7 @@ class Shell:
         elif result.kind == "insert":
             self.insert(flow)
         elif result.text is not None:
-            self.console.print(result.text, highlight=False, markup=False)
+            self.console.print(result.text, highlight=False, markup=False, soft_wrap=True)
         elif self.session.settings != before:
             problem = self._check_settings()
             if problem:
@@ -608,10 +626,12 @@ class Shell:
         self._info(f"INSERT INTO {sink} {'cancelled' if cancelled else 'finished: its input ended'}.")
 
     def _info(self, text: str) -> None:
-        self.console.print(f"[bold blue]\\[INFO][/] {escape(text)}", highlight=False)
+        self.console.print(f"[bold blue]\\[INFO][/] {escape(text)}", highlight=False,
+                           soft_wrap=True)
 
     def _error(self, exc: BaseException | str) -> None:
-        self.console.print(f"[bold red]\\[ERROR][/] {escape(str(exc))}", highlight=False)
+        self.console.print(f"[bold red]\\[ERROR][/] {escape(str(exc))}", highlight=False,
+                           soft_wrap=True)
 
 
 def run_shell(max_batch_rows: int = 100_000) -> None:
