@@ -162,3 +162,26 @@ def test_mod_takes_the_sign_of_the_dividend_in_values_and_comparisons() -> None:
     for r in got:
         want = int(math.fmod(r["a"], r["b"]))
         assert (r["m"], r["p"], r["z"], r["nz"]) == (want, want, want == 0, want != 0), r
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+def test_sum_of_no_values_is_null_like_duckdb(windowed: bool) -> None:
+    """SUM over only NULLs, or with a FILTER that keeps no row, is NULL (not 0)."""
+    import duckdb
+
+    rows = [{"k": i % 3, "x": None if i % 3 == 1 else i, "t": i * 1000} for i in range(9)]
+    flow = td.Flow("sums")
+    flow.register_table("t", flow.source(td.sources.memory(rows), timestamp="t"))
+    source = ("TABLE(TUMBLE(TABLE t, DESCRIPTOR(t), INTERVAL '1' MINUTE))" if windowed else "t")
+    group = "k, window_start, window_end" if windowed else "k"
+    out = td.sinks.memory()
+    query = ("SELECT k, SUM(x) AS s, SUM(x) FILTER (WHERE x > 100) AS big, "
+             "SUM(x) FILTER (WHERE x >= 3) AS some FROM {} GROUP BY {}")
+    flow.sql(query.format(source, group)).sink(out)
+    flow.run(quiet=True)
+    got = out.frame().group_by("k", maintain_order=True).last().select("k", "s", "big", "some")
+    con = duckdb.connect()
+    con.register("t", pl.DataFrame(rows).to_arrow())
+    want = con.sql(query.format("t", "k")).pl()
+    assert sorted(got.rows()) == sorted(want.rows())
+    assert None in got["s"].to_list() and got["big"].null_count() == 3

@@ -1090,7 +1090,10 @@ class Planner:
             else:
                 q = s.cast(pl.Float64) / n
             return pl.when(n > 0).then(q).otherwise(None)
-        specs[out] = {"SUM": agg.sum, "MIN": agg.min, "MAX": agg.max}[name](src)
+        if name == "SUM":  # SQL: the SUM of no values (all NULL, or FILTER kept none) is NULL
+            specs[out], specs[out + "_n"] = agg.sum(src), agg.count(src)
+            return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
+        specs[out] = {"MIN": agg.min, "MAX": agg.max}[name](src)
         return pl.col(out)
 
 
