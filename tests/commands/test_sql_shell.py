@@ -22,6 +22,7 @@ import pytest
 import tidal as td
 import tidal.log
 from tidal.commands.sql_shell import Completer, ResultView, complete_statement
+from tidal.operators.changelog import DELETE, apply_changelog
 from tidal.sql import Session
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\x07")
@@ -330,3 +331,54 @@ def test_result_view_applies_upserts_by_key_and_keeps_the_latest_append_rows() -
     appended.apply(pl.DataFrame({"x": [3, 4, 5]}))
     assert appended.rows() == [(3,), (4,), (5,)] and appended.received == 5
     assert "the latest 3" in appended.summary()
+
+
+BUCKETS = ("SELECT bucket, COUNT(*) AS keys FROM (SELECT k, COUNT(*) / 100 AS bucket FROM t "
+           "GROUP BY k) GROUP BY bucket;")
+
+
+def test_deletes_remove_rows_in_table_mode_and_show_as_minus_d(home: Path) -> None:
+    session, flow = Session(), td.Flow("expected")  # the result computed without the shell
+    session.execute(flow, DATAGEN)
+    out = td.sinks.memory()
+    session.execute(flow, BUCKETS)[0].stream.sink(out)  # type: ignore[union-attr]
+    flow.run(quiet=True, max_batch_rows=100)
+    log = out.frame()
+    assert log[DELETE].any()  # buckets empty out as counts grow: the query deletes
+    expected = sorted(apply_changelog(log, ["bucket"]).rows())
+
+    term = Terminal(home, "--max-batch-rows", "100")
+    try:
+        term.at_prompt(DATAGEN.replace("\n", " ") + "\n")
+        term.at_prompt(BUCKETS + "\n")
+        done = term.expect(r"\[INFO\] Query finished")
+        assert sorted(tuple(int(c) for c in r) for r in
+                      table_rows(term.text[:done.start()])) == expected
+        term.at_prompt("SET 'sql-client.execution.result-mode' = 'tableau';\n")
+        term.at_prompt(BUCKETS + "\n")
+        start = term.expect(r"\| op +\| +bucket \| +keys \|").end()
+        done = term.expect(r"\[INFO\] Query finished")
+        current: dict[int, tuple] = {}
+        for line in term.text[start:done.start()].splitlines():
+            if not re.match(r"\| [+-][IUD] ", line):
+                continue
+            op, *cells = (c.strip() for c in line.strip("|").split("|"))
+            row = tuple(int(c) for c in cells)
+            if op == "-D":
+                assert current.pop(row[0]) == row  # -D shows the row it removes
+            elif op != "-U":
+                current[row[0]] = row
+        assert sorted(current.values()) == expected
+        term.at_prompt("QUIT;\n")
+        assert term.wait() == 0
+    finally:
+        term.close()
+
+
+def test_result_view_applies_deletes() -> None:
+    view = ResultView(["k", "n", DELETE], "table", updating=True, key=["k"])
+    assert view.columns == ["k", "n"]  # the delete marker is not a column to show
+    view.apply(pl.DataFrame({"k": [1, 2], "n": [5, 6], DELETE: [False, False]}))
+    changes = view.apply(pl.DataFrame({"k": [1, 3], "n": [None, 1], DELETE: [True, False]}))
+    assert changes == [("-D", (1, 5)), ("+I", (3, 1))]
+    assert view.rows() == [(2, 6), (3, 1)]

@@ -242,10 +242,8 @@ class _LineEditor:
 def _delete_column(columns: Iterable[str]) -> str | None:
     """The reserved boolean column that marks a row of an updating result as a delete, when
     the planner defines one and the stream carries it."""
-    try:
-        from tidal.operators.changelog import DELETE
-    except ImportError:  # a build whose updating results only upsert
-        return None
+    from tidal.operators.changelog import DELETE
+
     return DELETE if DELETE in columns else None
 
 
