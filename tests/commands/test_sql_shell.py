@@ -382,3 +382,34 @@ def test_result_view_applies_deletes() -> None:
     changes = view.apply(pl.DataFrame({"k": [1, 3], "n": [None, 1], DELETE: [True, False]}))
     assert changes == [("-D", (1, 5)), ("+I", (3, 1))]
     assert view.rows() == [(2, 6), (3, 1)]
+
+
+def test_shell_runs_insert_into_and_its_own_commands(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tidal.commands.sql_shell import Shell
+
+    typed = iter([DATAGEN, "CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem',",
+                  f"  'path' = '{tmp_path}/out.jsonl', 'format' = 'json');",
+                  "INSERT INTO out SELECT id FROM t WHERE k = 2;", "HELP;", "SHOW TABLES;",
+                  "EXIT;", "SELECT 'never run';"])
+
+    def read(prompt: str) -> str:
+        return next(typed)
+
+    screen = io.StringIO()
+    Shell(Console(file=screen, width=120), history=tmp_path / "history", read=read).loop()
+    text = screen.getvalue()
+    assert "[INFO] INSERT INTO out finished: its input ended." in text
+    assert "SET 'sql-client.execution.result-mode'" in text  # the help
+    assert "out\nt\n" in text
+    assert next(typed) == "SELECT 'never run';"  # EXIT; left the shell
+    session, flow = Session(), td.Flow("expected")
+    session.execute(flow, DATAGEN)
+    out = td.sinks.memory()
+    session.execute(flow, "SELECT id FROM t WHERE k = 2")[0].stream.sink(out)  # type: ignore[union-attr]
+    flow.run(quiet=True)
+    written = pl.read_ndjson(tmp_path / "out.jsonl")["id"].to_list()
+    assert written and sorted(written) == sorted(out.frame()["id"].to_list())

@@ -378,7 +378,11 @@ class _Run:
     def stop(self) -> None:
         """Stop the flow (its sources close, open windows are not fired) and wait for it."""
         self.stop_event.set()
-        self.thread.join()
+        while self.thread.is_alive():
+            try:
+                self.thread.join()
+            except KeyboardInterrupt:  # a second Ctrl-C: the flow is stopping already
+                continue
 
 
 @contextlib.contextmanager
