@@ -1,4 +1,5 @@
-"""``tidal sql``: run a Flink-dialect SQL script (``FILE.sql``) or one statement (``-e``).
+"""``tidal sql``: run a Flink-dialect SQL script (``FILE.sql``, ``-e``, or piped on stdin), or
+with none of them on a terminal, open the interactive shell (:mod:`tidal.commands.sql_shell`).
 
 A top-level SELECT prints its rows to stdout: JSON lines when stdout is not a terminal, an
 aligned table on a terminal (``--format jsonl|csv|table`` to choose). On bounded inputs the
@@ -45,7 +46,8 @@ class _Printer(Sink):
 
 
 def sql_command(
-    file: Annotated[Path | None, typer.Argument(help="A .sql script to run.")] = None,
+    file: Annotated[Path | None, typer.Argument(
+        help="A .sql script to run (none: stdin, or the interactive shell on a terminal).")] = None,
     execute: Annotated[str | None, typer.Option("--execute", "-e",
                                                 help="Statements to run instead of a file.")] = None,
     format: Annotated[str | None, typer.Option(  # noqa: A002 - the option's name
@@ -54,7 +56,8 @@ def sql_command(
     max_batch_rows: Annotated[int, typer.Option(help="Largest micro-batch, in rows.")] = 100_000,
 ) -> None:
     """Run streaming SQL (Flink's dialect): CREATE TABLE/VIEW, INSERT INTO, SELECT, SHOW
-    TABLES, DESCRIBE, EXPLAIN. See docs/sql.md."""
+    TABLES, DESCRIBE, EXPLAIN. With no FILE or -e, read the script from stdin, or on a
+    terminal open an interactive shell with live results. See docs/sql.md."""
     from tidal.api.flow import Flow
     from tidal.errors import TidalError
     from tidal.sql import session_for
