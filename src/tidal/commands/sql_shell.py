@@ -543,21 +543,8 @@ class Shell:
                           max_rows=int(self.session.settings.get(MAX_ROWS, DEFAULT_MAX_ROWS)))
         run = _Run(flow, self.max_batch_rows)
         result.stream.sink(_Feed(batches, run.stop_event), name="shell")
-        run.start()
-        cancelled = False
-        with _quiet_keyboard(self.stdin_fd):
-            try:
-                if self.mode == "tableau":
-                    self._tableau(view, batches, run)
-                else:
-                    self._live(view, batches, run)
-            except KeyboardInterrupt:
-                cancelled = True
-            finally:
-                run.stop()
-        if run.error is not None and not cancelled:
-            raise run.error
-        if cancelled:
+        show = self._tableau if self.mode == "tableau" else self._live
+        if self._watch(run.start(), lambda: show(view, batches, run)):
             self._info(f"Query cancelled. {view.summary()}.")
         else:
             self._info(f"Query finished: its input ended. {view.summary()}.")
@@ -613,19 +600,29 @@ class Shell:
         """Run an ``INSERT INTO``'s flow until its input ends or Ctrl-C."""
         run = _Run(flow, self.max_batch_rows).start()
         sink = flow.nodes[-1].name if flow.nodes else "the table"
-        cancelled = False
-        with _quiet_keyboard(self.stdin_fd), \
-                self.console.status(f"INSERT INTO {sink} running, Ctrl-C to stop"):
-            try:
+
+        def wait() -> None:
+            with self.console.status(f"INSERT INTO {sink} running, Ctrl-C to stop"):
                 while not run.done:
                     run.thread.join(0.25)
+
+        cancelled = self._watch(run, wait)
+        self._info(f"INSERT INTO {sink} {'cancelled' if cancelled else 'finished: its input ended'}.")
+
+    def _watch(self, run: _Run, show: Callable[[], None]) -> bool:
+        """Call ``show`` while ``run`` goes on, then stop the run; whether Ctrl-C cancelled it
+        (a failure of the run is raised)."""
+        cancelled = False
+        with _quiet_keyboard(self.stdin_fd):
+            try:
+                show()
             except KeyboardInterrupt:
                 cancelled = True
             finally:
                 run.stop()
         if run.error is not None and not cancelled:
             raise run.error
-        self._info(f"INSERT INTO {sink} {'cancelled' if cancelled else 'finished: its input ended'}.")
+        return cancelled
 
     def _info(self, text: str) -> None:
         self.console.print(f"[bold blue]\\[INFO][/] {escape(text)}", highlight=False,
