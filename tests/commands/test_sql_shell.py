@@ -219,6 +219,11 @@ def test_live_result_follows_its_input_and_ctrl_c_cancels_the_query(home: Path,
         term.expect(r"\[INFO\] Query cancelled\. 3 rows")
         term.at_prompt("SHOW TABLES;\n")  # the shell goes on after the cancelled query
         term.expect(r"^clicks$")
+        term.at_prompt("SELECT `user`\n")
+        term.expect(r"^     > ")
+        term.type("\x03")  # Ctrl-C at a prompt drops the statement being typed
+        term.at_prompt("DESCRIBE clicks;\n")
+        term.expect(r"^user +STRING")
         term.at_prompt("\x04")  # Ctrl-D leaves; the query's flow is stopped, so the process ends
         assert term.wait() == 0
     finally:
