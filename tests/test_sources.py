@@ -434,3 +434,49 @@ def test_classic_socket_program_prints_lines_containing_error(capsys):
     finally:
         server.close()
     assert printed.splitlines() == ["line=error: disk full", "line=another error here"]
+
+
+def test_socket_json_and_csv_lines_decode_and_bad_lines_go_to_dead_letters():
+    server = LineServer(['{"device": "a", "temp": 21.5}', "not json", '{"device": "b", "temp": 19}'])
+    csv_server = LineServer(["a,21.5", "b", 'c,"19"'])
+    try:
+        flow = td.Flow("sock-decode")
+        json_rows = flow.source(td.sources.socket_text("127.0.0.1", server.port, format="json"),
+                                schema={"device": pl.String, "temp": pl.Float64})
+        csv_rows = flow.source(td.sources.socket_text("127.0.0.1", csv_server.port, format="csv",
+                                                      columns=["device", "temp"]),
+                               schema={"device": pl.String, "temp": pl.Float64})
+        both = json_rows.union(csv_rows)
+        dead: list[dict[str, Any]] = []
+        flow.dead_letters().sink(td.sinks.callback(dead.extend))
+        with Background(flow, both) as bg:
+            rows = bg.wait_for(lambda rows: len(rows) >= 4 and len(dead) >= 2)
+    finally:
+        server.close()
+        csv_server.close()
+    assert sorted((r["device"], r["temp"]) for r in rows) == [
+        ("a", 21.5), ("a", 21.5), ("b", 19.0), ("c", 19.0)]
+    reasons = sorted(d["reason"] for d in dead)
+    assert "invalid JSON line" in reasons[1] and "expected 2 fields (device, temp), found 1" \
+        in reasons[0], reasons
+
+
+def test_sql_socket_table(tmp_path: Path):
+    server = LineServer(['{"device": "a", "temp": 21.5, "ts": 1000}',
+                         '{"device": "a", "temp": 23.5, "ts": 2000}',
+                         '{"device": "b", "temp": 10, "ts": 3000}',
+                         '{"device": "a", "temp": 0, "ts": 99000}'])
+    try:
+        flow = td.Flow("sock-sql")
+        flow.sql(f"""CREATE TABLE readings (device STRING, temp DOUBLE, ts BIGINT,
+                       t AS TO_TIMESTAMP_LTZ(ts, 3), WATERMARK FOR t AS t - INTERVAL '1' SECOND)
+                     WITH ('connector' = 'socket', 'hostname' = '127.0.0.1',
+                           'port' = '{server.port}', 'format' = 'json')""")
+        result = flow.sql("""SELECT device, window_start, AVG(temp) AS avg_temp
+                             FROM TABLE(TUMBLE(TABLE readings, DESCRIPTOR(t), INTERVAL '10' SECOND))
+                             GROUP BY device, window_start, window_end""")
+        with Background(flow, result) as bg:
+            rows = bg.wait_for(lambda rows: len(rows) >= 2)  # the last reading fires [0, 10 s)
+    finally:
+        server.close()
+    assert sorted((r["device"], r["avg_temp"]) for r in rows) == [("a", 22.5), ("b", 10.0)]

@@ -18,7 +18,7 @@ from tidal.api.watermarks import BoundedDelay, bounded_delay
 from tidal.connectors.base import Source
 from tidal.errors import ConfigError, PlanError
 from tidal.operators.timeattr import TimeAttr
-from tidal.plan import Node, caller_location, check_columns
+from tidal.plan import Node, caller_location, check_columns, infer_schema
 from tidal.runtime.clock import Clock
 from tidal.runtime.deadletters import SCHEMA as DEAD_LETTER_SCHEMA
 from tidal.runtime.deadletters import default_path
@@ -80,11 +80,14 @@ class Flow:
         self, source: Source, *, timestamp: str | None = None,
         watermark: BoundedDelay | Duration | None = None,
         schema: dict[str, Any] | pl.Schema | None = None, processing_time: bool = False,
-        name: str | None = None,
+        name: str | None = None, computed: dict[str, pl.Expr] | None = None,
     ) -> Stream:
         """Read ``source`` as a stream.
 
         - ``timestamp``: the event-time column (epoch ms, datetime, or ISO 8601 strings);
+        - ``computed``: columns computed from each batch as it is read, before its event
+          time is taken, so ``timestamp`` may name one (SQL's ``ts AS
+          TO_TIMESTAMP_LTZ(epoch_ms, 3), WATERMARK FOR ts AS ...``);
         - ``watermark``: how out of order events may be, ``td.bounded_delay("200ms")``
           (a plain duration means the same); default: in order (no delay);
         - ``schema``: declared column types; records that do not match go to the dead letters;
@@ -104,6 +107,9 @@ class Flow:
             watermark = bounded_delay(watermark)
         declared = None if schema is None else pl.Schema(schema)
         known = declared or source.schema()
+        if computed and known is not None:
+            known = infer_schema("source computed columns", where, known,
+                                 lambda lf: lf.with_columns(**computed))
         if timestamp is not None:
             check_columns("source timestamp", where, [timestamp], known)
         time: TimeAttr | None = None
@@ -119,7 +125,7 @@ class Flow:
         node = Node(
             "source", step, [], None, time=time, schema=known, where=where, source=source,
             options={"timestamp": timestamp, "watermark": watermark, "schema": declared,
-                     "processing_time": processing_time},
+                     "processing_time": processing_time, "computed": dict(computed or {})},
         )
         self._add(node)
         return Stream(self, node)

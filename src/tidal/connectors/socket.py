@@ -4,26 +4,35 @@ By default the source *connects* to a server that sends lines (as ``nc -lk 9999`
 retrying until it is up and reconnecting when it goes away; with ``listen=True`` it accepts
 connections instead and reads lines from each. A socket cannot replay what it sent, so this
 source is at-most-once across restarts; land data in the embedded log for exactly-once.
+
+Lines arrive as one ``line`` column (``format="text"``), or decoded: ``format="json"`` (one
+object per line) or ``format="csv"`` (fields named by ``columns``, as text: declare the
+types with ``flow.source(..., schema=...)``). A line that does not decode goes to the dead
+letters with the reason; the lines around it are kept.
 """
 
 from __future__ import annotations
 
+import csv
 import socket
 import threading
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
+import orjson
 import polars as pl
 
 from tidal.connectors.base import Source, SourceContext, SourcePartition
+from tidal.errors import ConfigError
 
 __all__ = ["SocketText", "socket_text"]
 
 
 class _SocketPartition(SourcePartition):
     def __init__(self, host: str, port: int, listen: bool, ctx: SourceContext,
-                 retry_s: float) -> None:
+                 retry_s: float, format: str = "text", columns: list[str] | None = None) -> None:
         self.host, self.port, self.listen, self.ctx, self.retry_s = host, port, listen, ctx, retry_s
+        self.format, self.columns = format, columns or []
         self.lines: deque[str] = deque()
         self.count = 0
         self.closing = threading.Event()
@@ -86,8 +95,55 @@ class _SocketPartition(SourcePartition):
             return None
         n = min(max_rows, len(self.lines))
         out = [self.lines.popleft() for _ in range(n)]
+        start = self.count
         self.count += n
-        return pl.DataFrame({"line": out}, schema={"line": pl.String})
+        if self.format == "json":
+            return self._json(out, start)
+        if self.format == "csv":
+            return self._csv(out, start)
+        name = self.columns[0] if self.columns else "line"
+        return pl.DataFrame({name: out}, schema={name: pl.String})
+
+    def _reject(self, line: str, reason: str, at: int) -> None:
+        self.ctx.dead_letter(line, reason, {"socket": f"{self.host}:{self.port}", "line": at})
+
+    def _json(self, lines: list[str], start: int) -> pl.DataFrame | None:
+        text = "\n".join(line for line in lines if line.strip())
+        if not text:
+            return None
+        try:
+            frame = pl.read_ndjson(text.encode(), infer_schema_length=None)
+            if frame.height == sum(1 for line in lines if line.strip()):
+                return frame
+        except (pl.exceptions.PolarsError, ValueError, OSError):
+            pass
+        rows = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                value = orjson.loads(line)
+                if not isinstance(value, dict):
+                    raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+                rows.append(value)
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                self._reject(line, f"invalid JSON line: {exc}", start + i)
+        return pl.from_dicts(rows, infer_schema_length=None) if rows else None
+
+    def _csv(self, lines: list[str], start: int) -> pl.DataFrame | None:
+        values: dict[str, list[str | None]] = {c: [] for c in self.columns}
+        for i, fields in enumerate(csv.reader(lines)):
+            if not fields:
+                continue
+            if len(fields) != len(self.columns):
+                self._reject(lines[i], f"expected {len(self.columns)} fields "
+                             f"({', '.join(self.columns)}), found {len(fields)}", start + i)
+                continue
+            for c, v in zip(self.columns, fields, strict=True):
+                values[c].append(v if v != "" else None)
+        if not values or not next(iter(values.values())):
+            return None
+        return pl.DataFrame(values, schema={c: pl.String for c in self.columns})
 
     def position(self) -> int:
         return self.count
@@ -100,24 +156,46 @@ class _SocketPartition(SourcePartition):
 
 
 class SocketText(Source):
-    """A stream of text lines from a TCP socket, in one column named ``line``."""
+    """A stream of text lines from a TCP socket: one column named ``line``, or the lines
+    decoded as JSON objects or CSV fields (see the module docstring)."""
 
     name = "socket"
 
-    def __init__(self, host: str, port: int, listen: bool = False, retry_interval: float = 0.5) -> None:
+    def __init__(self, host: str, port: int, listen: bool = False, retry_interval: float = 0.5,
+                 format: Literal["text", "json", "csv"] = "text",
+                 columns: list[str] | None = None) -> None:
+        if format not in ("text", "json", "csv"):
+            raise ConfigError(f"socket source: format must be 'text', 'json' or 'csv', not "
+                              f"{format!r}")
+        if format == "text" and columns is not None and len(columns) != 1:
+            raise ConfigError("socket source: format='text' gives one column; name it with "
+                              f"columns=['line'], not {columns!r}")
+        if format == "csv" and not columns:
+            raise ConfigError("socket source: format='csv' needs columns=[...], the names of "
+                              "the fields of a line in order")
         self.host, self.port, self.listen, self.retry = host, int(port), listen, retry_interval
+        self.format, self.columns = format, list(columns or [])
 
     def partitions(self) -> list[str]:
         return [f"{self.host}:{self.port}"]
 
     def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
-        return _SocketPartition(self.host, self.port, self.listen, ctx, self.retry)
+        return _SocketPartition(self.host, self.port, self.listen, ctx, self.retry,
+                                self.format, self.columns)
 
-    def schema(self) -> pl.Schema:
-        return pl.Schema({"line": pl.String})
+    def schema(self) -> pl.Schema | None:
+        if self.format == "text":
+            return pl.Schema({self.columns[0] if self.columns else "line": pl.String})
+        if self.format == "csv":
+            return pl.Schema({c: pl.String for c in self.columns})
+        return None  # JSON: the objects' fields
 
 
-def socket_text(host: str = "localhost", port: int = 9999, listen: bool = False) -> SocketText:
+def socket_text(host: str = "localhost", port: int = 9999, listen: bool = False,
+                format: Literal["text", "json", "csv"] = "text",
+                columns: list[str] | None = None) -> SocketText:
     """Read lines from ``host:port`` (connecting, with retries), or accept connections there
-    with ``listen=True``. Yields one column, ``line``."""
-    return SocketText(host, port, listen)
+    with ``listen=True``. Yields one column, ``line`` (or ``columns[0]``); with
+    ``format="json"`` the fields of one JSON object per line, with ``format="csv"`` the
+    fields named ``columns`` (text)."""
+    return SocketText(host, port, listen, format=format, columns=columns)

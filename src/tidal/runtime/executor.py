@@ -312,6 +312,7 @@ class Executor:
             readers.append(PartitionReader(
                 node.name, part, reader, opts["timestamp"], opts["watermark"], opts["schema"],
                 opts["processing_time"], self._source_dead_letter(node), now,
+                computed=opts.get("computed"),
             ))
 
     def _source_dead_letter(self, node: Node) -> Callable[..., None]:

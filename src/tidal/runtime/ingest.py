@@ -49,6 +49,7 @@ class PartitionReader:
         self, source_name: str, partition: str, reader: SourcePartition,
         timestamp: str | None, watermark: BoundedDelay, schema: pl.Schema | None,
         processing_time: bool, dead_letter: Any, now_ms: int,
+        computed: dict[str, pl.Expr] | None = None,
     ) -> None:
         self.source_name = source_name
         self.partition = partition
@@ -57,6 +58,7 @@ class PartitionReader:
         self.strategy = watermark
         self.schema = schema
         self.processing_time = processing_time
+        self.computed = computed or {}
         self.dead_letter = dead_letter
         self.max_ts = MIN_TIME
         self.last_data_ms = now_ms
@@ -93,6 +95,8 @@ class PartitionReader:
         position = self.reader.position()
         if self.schema is not None:
             batch = self._enforce_schema(batch, position)
+        if self.computed:
+            batch = batch.with_columns(**self.computed)
         if self.processing_time:
             return batch.with_columns(
                 pl.lit(now_ms, pl.Int64).cast(pl.Datetime("ms")).alias(PROCESSING_TIME)

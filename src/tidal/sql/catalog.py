@@ -142,10 +142,7 @@ def table_from_ddl(node: exp.Create) -> TableDef:
         else:
             raise unsupported(f"the table element {item.sql()}", item)
     if rowtime is not None:
-        if rowtime in computed:
-            raise unsupported(f"WATERMARK on the computed column {rowtime!r}", node,
-                              "declare the event-time column as a physical TIMESTAMP(3) column")
-        if rowtime not in columns:
+        if rowtime not in columns and rowtime not in computed:
             raise error(f"WATERMARK FOR {rowtime}: {name!r} has no column {rowtime!r}", node)
     options: dict[str, str] = {}
     temporary = False

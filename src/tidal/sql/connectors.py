@@ -5,7 +5,7 @@ declared columns into a tidal source and/or sink. Adding a connector touches onl
 module: call :func:`register`.
 
 >>> sorted(REGISTRY)
-['blackhole', 'datagen', 'delta', 'filesystem', 'jdbc', 'kafka', 'log', 'mqtt', 'nexmark', 'print', 'redis', 'sqlite', 'upsert-kafka']
+['blackhole', 'datagen', 'delta', 'filesystem', 'jdbc', 'kafka', 'log', 'mqtt', 'nexmark', 'print', 'redis', 'socket', 'sqlite', 'upsert-kafka']
 """
 
 from __future__ import annotations
@@ -153,6 +153,23 @@ def _log_sink(t: TableOptions) -> Sink:
 
     key = t.get("key") or (t.primary_key[0] if len(t.primary_key) == 1 else None)
     return sinks.log(t.need("topic", "results"), key=key, log_dir=t.get("log-dir"))
+
+
+# -- socket ----------------------------------------------------------------------------------
+def _socket_source(t: TableOptions) -> Source:
+    from tidal.connectors.socket import socket_text
+
+    fmt = t.get("format", "json") or "json"
+    if fmt not in ("json", "csv", "raw"):
+        raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of json, csv, raw")
+    if fmt == "raw" and len(t.columns) != 1:
+        raise ConfigError(f"table {t.table!r}: 'format' = 'raw' gives one text column per line; "
+                          f"declare exactly one column, not {len(t.columns)}")
+    host = t.get("hostname") or t.get("host") or "localhost"
+    source = socket_text(host, t.integer("port", 9999), listen=t.flag("listen", False),
+                         format="text" if fmt == "raw" else fmt,  # type: ignore[arg-type]
+                         columns=list(t.columns))
+    return source
 
 
 # -- simple sinks ----------------------------------------------------------------------------
@@ -395,3 +412,4 @@ register(Connector("print", sink=_print, upsert=True))
 register(Connector("blackhole", sink=_blackhole, upsert=True))
 register(Connector("sqlite", sink=_sqlite, upsert=True))
 register(Connector("datagen", source=_Datagen))
+register(Connector("socket", source=_socket_source))

@@ -174,12 +174,17 @@ class Planner:
         opts = t.table_options()
         source = conn.source(opts)
         declared = pl.Schema(t.columns) if t.connector not in ("nexmark", "datagen") else None
+        at_source: dict[str, pl.Expr] = {}
+        if t.rowtime in t.computed:  # ts AS TO_TIMESTAMP_LTZ(...), WATERMARK FOR ts: computed
+            columns = pl.Schema(t.columns)  # as each batch is read, before its time is taken
+            tr = self.translator(Scope([Field(None, c, c) for c in columns], columns))
+            at_source[t.rowtime] = tr.expr(t.computed[t.rowtime])
         stream = self.flow.source(
             source, timestamp=t.rowtime, watermark=bounded_delay(t.delay_ms), schema=declared,
-            name=t.name,
+            name=t.name, computed=at_source or None,
         )
-        rel = Rel(stream, [Field(None, c, c) for c in t.columns])
-        extra = {c: e for c, e in t.computed.items()}
+        rel = Rel(stream, [Field(None, c, c) for c in [*t.columns, *at_source]])
+        extra = {c: e for c, e in t.computed.items() if c not in at_source}
         if t.proctime is not None:
             rel = self._with(rel, {t.proctime: PROCTIME_EXPR})
             rel.proctime.add(t.proctime)
