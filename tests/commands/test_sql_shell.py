@@ -418,3 +418,16 @@ def test_shell_runs_insert_into_and_its_own_commands(tmp_path: Path) -> None:
     flow.run(quiet=True)
     written = pl.read_ndjson(tmp_path / "out.jsonl")["id"].to_list()
     assert written and sorted(written) == sorted(out.frame()["id"].to_list())
+
+
+@pytest.mark.parametrize("statement", ["SET sql-client.execution.result-mode = changelog;",
+                                       "SET 'table.exec.state.ttl' = 1;",
+                                       "SET table.exec.state.ttl = '1 h';"])
+def test_set_wants_quoted_key_and_value(statement: str) -> None:
+    from tidal.sql import SqlError
+
+    session = Session()
+    with pytest.raises(SqlError, match=r"quote the key and the value, as Flink does: "
+                                       r"SET 'key' = 'value'"):
+        session.execute(td.Flow("set"), statement)
+    assert session.settings == {}

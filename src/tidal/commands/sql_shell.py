@@ -433,7 +433,7 @@ class Shell:
     def loop(self) -> None:
         """Read and run statements until ``QUIT;``, ``EXIT;`` or end of input (Ctrl-D)."""
         self.console.print("tidal SQL shell: statements end with ';'. HELP; for help, "
-                           "QUIT; or Ctrl-D to leave.")
+                           "QUIT; or Ctrl-D to leave.", highlight=False)
         lines: list[str] = []
         while True:
             try:
@@ -460,7 +460,8 @@ class Shell:
                 return
 
     def run(self, text: str) -> str | None:
-        """Run the statements of ``text``; ``"quit"`` when one of them asks to leave."""
+        """Run the statements of ``text`` (or a command of the shell: HELP, SET, ...);
+        ``"quit"`` when it is ``QUIT;`` or ``EXIT;``."""
         from tidal.errors import TidalError
         from tidal.sql import parse
 

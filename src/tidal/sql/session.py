@@ -194,6 +194,9 @@ class Session:
                 eq = item.this
                 if not isinstance(eq, exp.EQ):
                     raise unsupported(f"SET {item.sql()}", node)
+                if not all(isinstance(s, exp.Literal) and s.is_string for s in eq.args.values()):
+                    raise error("SET: quote the key and the value, as Flink does: "
+                                "SET 'key' = 'value'", node)
                 self.settings[eq.this.name] = eq.expression.name
             return Result("ddl")
         if isinstance(node, exp.Command):
@@ -202,7 +205,11 @@ class Session:
 
     def _command(self, flow: Flow, node: exp.Command) -> Result:
         word = node.this.upper()
-        rest = node.expression.name if node.expression is not None else ""
+        rest = node.expression if isinstance(node.expression, str) else \
+            node.expression.name if node.expression is not None else ""
+        if word == "SET":
+            raise error(f"SET {rest.strip()}: quote the key and the value, as Flink does: "
+                        "SET 'key' = 'value'", node)
         if word == "SHOW" and rest.strip().upper() in ("TABLES", "VIEWS"):
             kinds = ViewDef if rest.strip().upper() == "VIEWS" else (TableDef, ViewDef, Registered)
             names = [n for n in self.catalog.names() if isinstance(self.catalog.entries[n], kinds)]
