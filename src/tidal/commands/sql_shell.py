@@ -577,6 +577,8 @@ class Shell:
             while not ended:
                 _, ended = self._drain(view, batches, run, 0.25)
                 live.update(frame("done" if ended else "running, Ctrl-C to stop"), refresh=True)
+        if not self.console.is_terminal:
+            self.console.line()  # Live ends its last frame without one off a terminal
 
     def _tableau(self, view: ResultView, batches: queue.Queue[pl.DataFrame], run: _Run) -> None:
         widths = [max(len(c), 12) for c in view.columns]
