@@ -431,3 +431,10 @@ def test_set_wants_quoted_key_and_value(statement: str) -> None:
                                        r"SET 'key' = 'value'"):
         session.execute(td.Flow("set"), statement)
     assert session.settings == {}
+
+
+def test_a_statement_is_one_history_line_without_its_comments() -> None:
+    from tidal.commands.sql_shell import _one_line
+
+    typed = "-- top prices\nSELECT price -- in cents\n  FROM bid WHERE url <> 'http://a--b';"
+    assert _one_line(typed) == "SELECT price FROM bid WHERE url <> 'http://a--b';"

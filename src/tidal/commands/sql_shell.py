@@ -99,8 +99,21 @@ def complete_statement(text: str) -> bool:
 
 def _one_line(text: str) -> str:
     """A statement as one history entry (history files hold one line per entry)."""
-    lines = [ln.strip() for ln in text.splitlines()]
-    return " ".join(ln for ln in lines if ln and not ln.startswith("--"))
+    lines = [_without_comment(ln).strip() for ln in text.splitlines()]
+    return " ".join(ln for ln in lines if ln)
+
+
+def _without_comment(line: str) -> str:
+    """``line`` without a ``--`` comment (one inside quotes is text, not a comment)."""
+    quote = None
+    for i, ch in enumerate(line):
+        if quote is not None:
+            quote = None if ch == quote else quote
+        elif ch in "'`\"":
+            quote = ch
+        elif line.startswith("--", i):
+            return line[:i]
+    return line
 
 
 # -- completion ---------------------------------------------------------------------------------
