@@ -185,3 +185,42 @@ def test_sum_of_no_values_is_null_like_duckdb(windowed: bool) -> None:
     want = con.sql(query.format("t", "k")).pl()
     assert sorted(got.rows()) == sorted(want.rows())
     assert None in got["s"].to_list() and got["big"].null_count() == 3
+
+
+def test_select_distinct_is_a_group_by_of_the_selected_values() -> None:
+    """Updating over a plain stream (keyed by the values), append over a window TVF."""
+    import duckdb
+
+    from tidal.nexmark import NexmarkConfig, generate_events
+    from tidal.operators.changelog import DELETE, apply_changelog
+    from tidal.sql.nexmark import ddl
+
+    n = 20_000
+    con = duckdb.connect()
+    con.register("bid", generate_events(NexmarkConfig(events=n, out_of_order_group=10), 0, n)[
+        "bid"].to_arrow())
+    plain = "SELECT DISTINCT auction % 10 AS a10, bidder % 3 AS b3 FROM bid WHERE price > 1000"
+    windowed = ("SELECT DISTINCT window_start, auction % 5 AS a5 FROM TABLE(TUMBLE(TABLE bid, "
+                "DESCRIPTOR(`dateTime`), INTERVAL '1' SECOND))")
+    results = {}
+    for name, query in (("plain", plain), ("windowed", windowed)):
+        flow = td.Flow(f"distinct-{name}")
+        flow.sql(ddl(events=n, out_of_order_group=10))
+        out = td.sinks.memory()
+        flow.sql(query).sink(out)
+        flow.run(quiet=True, max_batch_rows=999)
+        results[name] = out.frame()
+    got = apply_changelog(results["plain"], ["a10", "b3"]).drop(DELETE, strict=False)
+    assert sorted(got.rows()) == sorted(con.sql(plain).fetchall())
+    want = con.sql('SELECT DISTINCT time_bucket(INTERVAL 1 SECOND, "dateTime") AS ws, '
+                   "auction % 5 AS a5 FROM bid").fetchall()
+    windows = results["windowed"]
+    assert windows.height == len(want)  # append: each (window, value) once
+    assert sorted((r[0].replace(tzinfo=None), r[1]) for r in windows.rows()) == \
+        sorted((w.replace(tzinfo=None), a) for w, a in want)
+    flow = td.Flow("distinct-errors")
+    flow.sql(ddl(events=10))
+    with pytest.raises(SqlError, match=r"SELECT DISTINCT \*"):
+        flow.sql("SELECT DISTINCT * FROM bid")
+    with pytest.raises(SqlError, match="DISTINCT with GROUP BY"):
+        flow.sql("SELECT DISTINCT auction, COUNT(*) FROM bid GROUP BY auction")

@@ -249,7 +249,7 @@ class Planner:
                 raise unsupported(f"{what} in a continuous query", node.args[arg],
                                   "for Top-N per window use GROUP BY over a window TVF")
         if node.args.get("distinct") is not None:
-            raise unsupported("SELECT DISTINCT", node, "use GROUP BY over the columns")
+            node = _distinct_as_group_by(node)
         self._mark_user_aggregates(node)
         row_number: exp.Alias | None = None
         overs = over_calls(node)  # AGG(x) OVER (...) in the SELECT list: tidal.sql.over
@@ -804,6 +804,8 @@ class Planner:
             col = None
             if isinstance(inner, exp.Column):
                 col = scope.resolve(inner).column if inner.sql() not in scope.replace else None
+            elif inner.sql() in scope.replace and scope.replace[inner.sql()].meta.is_column():
+                col = scope.replace[inner.sql()].meta.output_name()  # a GROUP BY expression
             sources.append(col)
         seen: set[str] = set()
         for i, n in enumerate(names):  # Flink names a repeated column dateTime0, dateTime1, ...
@@ -1188,6 +1190,34 @@ def _rank_limit(c: exp.Expr, name: str) -> int | None:
     if op is exp.EQ and n == 1:
         return 1
     return None
+
+
+def _distinct_as_group_by(node: exp.Select) -> exp.Select:
+    """``SELECT DISTINCT a, f(b) AS c ...`` as ``SELECT a, f(b) AS c ... GROUP BY a, f(b)``
+    (Flink plans it so): an updating result keyed by the selected values, or over a window
+    TVF with its window columns selected, a window aggregation."""
+    distinct = node.args["distinct"]
+    if distinct.args.get("on") is not None:
+        raise unsupported("SELECT DISTINCT ON (...)", distinct,
+                          "use ROW_NUMBER() OVER (PARTITION BY ...) with rn = 1")
+    if node.args.get("group") is not None or any(_aggs(e) for e in node.expressions):
+        raise unsupported("SELECT DISTINCT with GROUP BY or aggregates", distinct,
+                          "select from the aggregate in a subquery")
+    keys = []
+    for item in node.expressions:
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(inner, exp.Star) or (isinstance(inner, exp.Column)
+                                           and isinstance(inner.this, exp.Star)):
+            raise unsupported("SELECT DISTINCT *", item, "name the columns")
+        keys.append(inner.copy())
+    named = {k.name: k for k in keys if isinstance(k, exp.Column)}
+    for have, need in (("window_start", "window_end"), ("window_end", "window_start")):
+        if have in named and need not in named:  # a window's start names its end
+            keys.append(exp.column(need, named[have].table or None))
+    out = node.copy()
+    out.set("distinct", None)
+    out.set("group", exp.Group(expressions=keys))
+    return out
 
 
 def _conjuncts(e: exp.Expr) -> list[exp.Expr]:
