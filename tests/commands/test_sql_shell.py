@@ -438,3 +438,26 @@ def test_a_statement_is_one_history_line_without_its_comments() -> None:
 
     typed = "-- top prices\nSELECT price -- in cents\n  FROM bid WHERE url <> 'http://a--b';"
     assert _one_line(typed) == "SELECT price FROM bid WHERE url <> 'http://a--b';"
+
+
+def test_shell_works_without_readline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tidal.commands.sql_shell import Shell
+
+    monkeypatch.setitem(sys.modules, "readline", None)  # `import readline` raises ImportError
+    typed = iter([DATAGEN, "SELECT k, COUNT(*) AS n FROM t GROUP BY k;"])
+
+    def read(prompt: str) -> str:
+        line = next(typed, None)
+        if line is None:
+            raise EOFError
+        return line
+
+    screen = io.StringIO()
+    Shell(Console(file=screen, width=100), history=tmp_path / "history", read=read).loop()
+    assert "[INFO] Query finished: its input ended. 3 rows" in screen.getvalue()
+    assert not (tmp_path / "history").exists()
+    assert Completer(Session())("sel", 0) == "select"
