@@ -67,3 +67,36 @@ def test_bounds_on_a_column_that_is_not_a_time_attribute_stay_a_regular_join() -
     plan = flow.sql("""EXPLAIN SELECT B.price FROM bid B JOIN auction A ON B.auction = A.id
                        AND B.`dateTime` BETWEEN A.`dateTime` AND A.expires""")
     assert "ttl(" in plan and "within(" not in plan
+
+
+def test_left_interval_join_pads_auctions_without_bids_in_time(
+        reference: duckdb.DuckDBPyConnection) -> None:
+    query = """SELECT A.id, A.`dateTime` AS at, B.bidder, B.price
+        FROM auction A LEFT JOIN bid B ON A.id = B.auction AND B.price > 1000
+        AND B.`dateTime` BETWEEN A.`dateTime` AND A.`dateTime` + INTERVAL '0.03' SECOND
+        WHERE A.category <> 10"""
+    flow = td.Flow("interval-left")
+    flow.sql(ddl(events=N, rate=RATE, out_of_order_group=OOO))
+    assert "within(0,30)left" in flow.sql("EXPLAIN " + query)
+    out = td.sinks.memory()
+    flow.sql(query).sink(out)
+    flow.run(quiet=True, max_batch_rows=997)
+    got = out.frame()
+    want = reference.sql(query.replace("`", '"')).pl()
+    assert want["bidder"].null_count() > 0 and want["bidder"].null_count() < want.height
+    key = got.columns
+    assert got.sort(key, nulls_last=True).to_dicts() == want.sort(key, nulls_last=True).to_dicts()
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT A.id FROM auction A LEFT JOIN bid B ON A.id = B.auction", "regular outer join"),
+    ("SELECT A.id FROM auction A LEFT JOIN bid B ON A.id = B.auction AND A.category = 1 AND "
+     "B.`dateTime` BETWEEN A.`dateTime` AND A.`dateTime` + INTERVAL '1' SECOND",
+     "with the ON condition"),
+    ("SELECT A.id FROM auction A FULL JOIN bid B ON A.id = B.auction", "FULL"),
+])
+def test_outer_joins_not_planned_are_named(query: str, message: str) -> None:
+    flow = td.Flow("outer")
+    flow.sql(ddl(events=10))
+    with pytest.raises(SqlError, match=message):
+        flow.sql(query)

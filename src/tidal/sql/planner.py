@@ -509,9 +509,13 @@ class Planner:
         side, kind = (node.args.get("side") or "").upper(), (node.args.get("kind") or "").upper()
         if isinstance(node.this, exp.Table) and node.this.args.get("version") is not None:
             return self.lookup_join(left, node, side, kind)
-        if side or kind not in ("", "INNER"):
+        how = "inner"
+        if side == "LEFT" and kind in ("", "OUTER"):
+            how = "left"  # with time bounds: an interval join emitting unmatched left rows
+        elif side or kind not in ("", "INNER"):
             raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN", node,
-                              "only inner joins are planned")
+                              "inner joins are planned, and LEFT JOIN with time bounds between "
+                              "the two sides (an interval join)")
         if node.args.get("using"):
             raise unsupported("JOIN ... USING", node, "write JOIN ... ON a.k = b.k")
         left = self.settled(left, node)
@@ -541,7 +545,7 @@ class Planner:
             right = windowing.materialize(right, node)
         if left.updating or right.updating:
             raise unsupported("a join of an updating result (GROUP BY without a window)", node)
-        left, right, pushed = self._push_down(left, right, where, _conjuncts(on))
+        left, right, pushed = self._push_down(left, right, where, _conjuncts(on), how)
         lscope, rscope = left.scope(), right.scope()
         keys: list[tuple[pl.Expr, pl.Expr]] = []
         residual: list[exp.Expr] = []
@@ -567,12 +571,23 @@ class Planner:
         names = [self._name("jk") for _ in keys]
         ls = left.stream.with_columns(**{n: k[0] for n, k in zip(names, keys, strict=True)})
         rs = right.stream.with_columns(**{n: k[1] for n, k in zip(names, keys, strict=True)})
-        interval = self._interval(left, right, [*residual, *where], node)
+        # a LEFT JOIN's bounds are in ON: a WHERE filters the joined (and padded) rows
+        interval = self._interval(left, right, [*residual, *where] if how == "inner" else
+                                  residual, node)
+        if how == "left":
+            rest = [c for c in residual if interval is None or all(c is not u for u in interval[2])]
+            if interval is None or rest:
+                raise unsupported(
+                    "a LEFT JOIN " + ("without time bounds between the two sides' event times "
+                                      "(a regular outer join needs retractions)" if interval is
+                                      None else f"with the ON condition {rest[0].sql()}"), node,
+                    "write ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL ... AND a.ts + "
+                    "INTERVAL ... (conditions on the right side alone are fine too)")
         if interval is not None:  # the time bounds hold the state: an interval join
             lo, hi, used = interval
             residual = [c for c in residual if all(c is not u for u in used)]
             where[:] = [c for c in where if all(c is not u for u in used)]
-            joined = ls.join(rs, on=names, within=(lo, hi))
+            joined = ls.join(rs, on=names, within=(lo, hi), how=how)
         elif (ends := windowing.window_join_ends(left, right, _conjuncts(on))) is not None:
             joined = windowing.window_join(ls, rs, names, ends)  # the windows hold the state
         else:
@@ -658,11 +673,12 @@ class Planner:
         return lo, hi, used
 
     def _push_down(self, left: Rel, right: Rel, where: list[exp.Expr],
-                   on: list[exp.Expr]) -> tuple[Rel, Rel, set[int]]:
-        """Filter each side of an inner join before joining by the conditions that read
-        only that side: the WHERE conjuncts (taken out of ``where``) and the ON conjuncts
-        (their ids returned: done). Fewer rows reach the join and its state, as in the hand-written
-        pipeline that filters first."""
+                   on: list[exp.Expr], how: str = "inner") -> tuple[Rel, Rel, set[int]]:
+        """Filter each side of a join before joining by the conditions that read only that
+        side: the WHERE conjuncts (taken out of ``where``) and the ON conjuncts (their ids
+        returned: done). Fewer rows reach the join and its state, as in the hand-written
+        pipeline that filters first. In a LEFT JOIN a WHERE on the right side filters the
+        padded rows too and an ON on the left side keeps failing rows (padded): both stay."""
         lscope, rscope = left.scope(), right.scope()
         preds: dict[str, list[exp.Expr]] = {"L": [], "R": []}
         pushed: set[int] = set()
@@ -670,7 +686,8 @@ class Planner:
             if any(isinstance(n, exp.Subquery | exp.AggFunc | exp.Window) for n in cond.walk()):
                 continue
             side = _side(cond, lscope, rscope)
-            if side not in preds:
+            if side not in preds or (how == "left" and side == ("R" if source is not None
+                                                                else "L")):
                 continue
             preds[side].append(cond)
             if source is not None:
