@@ -244,10 +244,13 @@ class Planner:
         return Rel(stream, [Field(None, f.name, f.column) for f in left.fields])
 
     def select(self, node: exp.Select) -> Rel:
-        for arg, what in (("order", "ORDER BY"), ("limit", "LIMIT"), ("offset", "OFFSET")):
-            if node.args.get(arg) is not None:
-                raise unsupported(f"{what} in a continuous query", node.args[arg],
-                                  "for Top-N per window use GROUP BY over a window TVF")
+        if any(node.args.get(a) is not None for a in ("order", "limit", "offset")):
+            from tidal.sql.ordering import plan_order_limit
+
+            bare = node.copy()
+            for a in ("order", "limit", "offset"):
+                bare.set(a, None)
+            return plan_order_limit(self, self.settled(self.select(bare), node), node)
         if node.args.get("distinct") is not None:
             node = _distinct_as_group_by(node)
         self._mark_user_aggregates(node)
