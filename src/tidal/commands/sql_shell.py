@@ -450,27 +450,30 @@ class Shell:
         lines: list[str] = []
         while True:
             try:
-                line = self.read(MORE if lines else PROMPT)
+                if self._next(lines) == "quit":
+                    return
             except EOFError:
                 self.console.print()
                 return
-            except KeyboardInterrupt:  # Ctrl-C at the prompt drops the statement being typed
+            except KeyboardInterrupt:  # Ctrl-C at a prompt drops the statement being typed
                 self.console.print()
-                lines = []
-                continue
-            if not lines and line.strip().rstrip(";").strip().upper() in ("QUIT", "EXIT"):
-                return
-            lines.append(line)
-            text = "\n".join(lines)
-            if not text.strip():
-                lines = []
-                continue
-            if not complete_statement(text):
-                continue
-            lines = []
-            self.editor.remember(_one_line(text))
-            if self.run(text) == "quit":
-                return
+                lines.clear()
+
+    def _next(self, lines: list[str]) -> str | None:
+        """Read a line into ``lines``; run the statement once it is complete."""
+        line = self.read(MORE if lines else PROMPT)
+        if not lines and line.strip().rstrip(";").strip().upper() in ("QUIT", "EXIT"):
+            return "quit"
+        lines.append(line)
+        text = "\n".join(lines)
+        if not text.strip():
+            lines.clear()
+            return None
+        if not complete_statement(text):
+            return None
+        lines.clear()
+        self.editor.remember(_one_line(text))
+        return self.run(text)
 
     def run(self, text: str) -> str | None:
         """Run the statements of ``text`` (or a command of the shell: HELP, SET, ...);
