@@ -296,7 +296,30 @@ def test_piped_script_runs_and_prints_json_lines() -> None:
     assert all(1 <= r["k"] <= 3 for r in rows)
     csv = _tidal_sql("--format", "csv", stdin=DATAGEN + "\nSELECT COUNT(*) AS n FROM t "
                      "GROUP BY k;")
-    assert csv.stdout.splitlines()[0] == "n"
+    lines = csv.stdout.splitlines()
+    assert lines[0] == "op,n"  # an updating result prints its changelog
+    assert all(line.split(",")[0] in ("+I", "+U") for line in lines[1:]) and len(lines) > 1
+
+
+def test_piped_updating_result_prints_flink_ops_with_deletes(tmp_path: Path) -> None:
+    levels = tmp_path / "levels.jsonl"
+    levels.write_text("".join(json.dumps({"u": f"u{i % 10}", "level": i // 10, "t": i}) + "\n"
+                              for i in range(500)))  # each level fills, then empties
+    script = f"""CREATE TABLE levels (u STRING, level BIGINT, t BIGINT)
+                 WITH ('connector' = 'filesystem', 'path' = '{levels}', 'format' = 'json');
+                 SELECT best, COUNT(*) AS users
+                 FROM (SELECT u, MAX(level) AS best FROM levels GROUP BY u) GROUP BY best;"""
+    rows = [json.loads(line) for line in
+            _tidal_sql("--max-batch-rows", "1", stdin=script).stdout.splitlines()]
+    table: dict[int, int] = {}
+    for r in rows:
+        assert r["op"] == ("-D" if r["op"] == "-D" else "+U" if r["best"] in table else "+I")
+        if r["op"] == "-D":
+            del table[r["best"]]
+        else:
+            table[r["best"]] = r["users"]
+    assert table == {49: 10}
+    assert sum(r["op"] == "-D" for r in rows) > 10
 
 
 def test_piped_script_errors_name_line_and_column() -> None:

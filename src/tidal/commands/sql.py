@@ -2,8 +2,10 @@
 with none of them on a terminal, open the interactive shell (:mod:`tidal.commands.sql_shell`).
 
 A top-level SELECT prints its rows to stdout: JSON lines when stdout is not a terminal, an
-aligned table on a terminal (``--format jsonl|csv|table`` to choose). On bounded inputs the
-command ends when the input is exhausted and every window has fired.
+aligned table on a terminal (``--format jsonl|csv|table`` to choose). An updating result (a
+GROUP BY without windows, a Top-N) prints its changes with a first ``op`` column, as Flink's
+changelog does: ``+I`` a new key, ``+U`` a key's new row, ``-D`` a key's row deleted. On
+bounded inputs the command ends when the input is exhausted and every window has fired.
 """
 
 from __future__ import annotations
@@ -26,12 +28,33 @@ class _Printer(Sink):
 
     name = "stdout"
 
-    def __init__(self, fmt: str, out: TextIO) -> None:
+    def __init__(self, fmt: str, out: TextIO, key: list[str] | None = None) -> None:
         self.fmt, self.out, self.header = fmt, out, False
+        self.key = key
+        self.seen: set[tuple[object, ...]] = set()
+
+    def _changelog(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """An updating result's rows with Flink's ``op`` first (``__delete`` folded in)."""
+        from tidal.operators.changelog import DELETE
+
+        deleted = batch[DELETE].fill_null(False).to_list() if DELETE in batch.columns else \
+            [False] * batch.height
+        keys = batch.select(self.key).rows() if self.key else [None] * batch.height
+        ops = []
+        for k, gone in zip(keys, deleted, strict=True):
+            if gone:
+                ops.append("-D")
+                self.seen.discard(k)
+            else:
+                ops.append("+U" if k in self.seen and k is not None else "+I")
+                self.seen.add(k)
+        return batch.drop(DELETE, strict=False).insert_column(0, pl.Series("op", ops))
 
     def write(self, batch: pl.DataFrame) -> None:
         if not batch.height:
             return
+        if self.key is not None:
+            batch = self._changelog(batch)
         if self.fmt == "jsonl":
             for row in batch.iter_rows(named=True):
                 self.out.write(orjson.dumps(row, default=str).decode() + "\n")
@@ -87,7 +110,8 @@ def sql_command(
             if r.text is not None:
                 typer.echo(r.text)
             if r.kind == "select" and r.stream is not None:
-                r.stream.sink(_Printer(fmt, sys.stdout))
+                key = (r.key or []) if r.updating else None
+                r.stream.sink(_Printer(fmt, sys.stdout, key))
         if any(n.kind == "sink" for n in flow.nodes):
             flow.run(quiet=True, max_batch_rows=max_batch_rows)
     except TidalError as exc:
