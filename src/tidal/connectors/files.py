@@ -126,6 +126,17 @@ class _LinePartition(SourcePartition):
             self.file.close()
 
 
+def json_object(line: bytes | str) -> dict[str, Any]:
+    """The JSON object on ``line``; ``ValueError`` saying why when it is not one."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 class _JsonLines(_LinePartition):
     def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
         if not chunk.strip():
@@ -138,11 +149,8 @@ class _JsonLines(_LinePartition):
         for line in chunk.split(b"\n"):
             if line.strip():
                 try:
-                    value = orjson.loads(line)
-                    if not isinstance(value, dict):
-                        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-                    rows.append(value)
-                except (orjson.JSONDecodeError, ValueError) as exc:
+                    rows.append(json_object(line))
+                except ValueError as exc:
                     self.reject(line, f"invalid JSON line: {exc}", offset)
             offset += len(line) + 1
         if not rows:

@@ -19,10 +19,10 @@ import threading
 from collections import deque
 from typing import Any, Literal
 
-import orjson
 import polars as pl
 
 from tidal.connectors.base import Source, SourceContext, SourcePartition
+from tidal.connectors.files import json_object
 from tidal.errors import ConfigError
 
 __all__ = ["SocketText", "socket_text"]
@@ -122,11 +122,8 @@ class _SocketPartition(SourcePartition):
             if not line.strip():
                 continue
             try:
-                value = orjson.loads(line)
-                if not isinstance(value, dict):
-                    raise ValueError(f"expected a JSON object, got {type(value).__name__}")
-                rows.append(value)
-            except (orjson.JSONDecodeError, ValueError) as exc:
+                rows.append(json_object(line))
+            except ValueError as exc:
                 self._reject(line, f"invalid JSON line: {exc}", start + i)
         return pl.from_dicts(rows, infer_schema_length=None) if rows else None
 
