@@ -224,3 +224,36 @@ def test_select_distinct_is_a_group_by_of_the_selected_values() -> None:
         flow.sql("SELECT DISTINCT * FROM bid")
     with pytest.raises(SqlError, match="DISTINCT with GROUP BY"):
         flow.sql("SELECT DISTINCT auction, COUNT(*) FROM bid GROUP BY auction")
+
+
+def test_create_function_imports_python_functions_and_aggregates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shop_functions.py").write_text(
+        "import tidal as td\nfrom tidal.sql import udf\n\n"
+        "@udf('BIGINT')\ndef twice(s):\n    return s * 2\n\n"
+        "@udf('STRING', vectorized=False)\ndef shout(s):\n    return s.upper() + '!'\n\n"
+        "spread = td.agg.udaf(lambda s: s.max() - s.min(), return_type='BIGINT')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    flow = td.Flow("create-function")
+    flow.register_table("t", flow.source(td.sources.memory(
+        [{"k": k, "name": n} for k, n in [(1, "ann"), (4, "bob"), (9, "ann")]])))
+    flow.sql("""CREATE FUNCTION twice AS 'shop_functions.twice' LANGUAGE PYTHON;
+                CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS shout AS 'shop_functions.shout';
+                CREATE FUNCTION spread AS 'shop_functions.spread';
+                CREATE FUNCTION IF NOT EXISTS twice AS 'shop_functions.nothing'""")
+    rows, groups = td.sinks.memory(), td.sinks.memory()
+    flow.sql("SELECT twice(k) AS k2, shout(name) AS loud FROM t").sink(rows)
+    flow.sql("SELECT name, spread(k) AS s FROM t GROUP BY name").sink(groups)
+    flow.run(quiet=True)
+    assert rows.frame().rows() == [(2, "ANN!"), (8, "BOB!"), (18, "ANN!")]
+    final = groups.frame().group_by("name", maintain_order=True).last()
+    assert sorted(final.select("name", "s").rows()) == [("ann", 8), ("bob", 0)]
+    flow.sql("DROP FUNCTION twice")
+    with pytest.raises(SqlError, match="unknown function 'twice'|twice"):
+        flow.sql("SELECT twice(k) FROM t")
+    with pytest.raises(SqlError, match="cannot import it .*PYTHONPATH"):
+        flow.sql("CREATE FUNCTION f AS 'no_such_module.f'")
+    with pytest.raises(SqlError, match="exists already"):
+        flow.sql("CREATE FUNCTION shout AS 'shop_functions.shout'")
+    with pytest.raises(SqlError, match="LANGUAGE JAVA is not supported"):
+        flow.sql("CREATE FUNCTION j AS 'com.example.Fn' LANGUAGE JAVA")

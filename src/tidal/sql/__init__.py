@@ -20,13 +20,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tidal.sql.errors import SqlError, UnsupportedSql
-from tidal.sql.session import Result, Session, parse, session_for
+from tidal.sql.session import Result, Session, parse, session_for, udf
 
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
     from tidal.api.stream import Stream
 
-__all__ = ["Result", "Session", "SqlError", "UnsupportedSql", "execute", "parse", "session_for"]
+__all__ = ["Result", "Session", "SqlError", "UnsupportedSql", "execute", "parse", "session_for",
+           "udf"]
 
 
 def execute(flow: Flow, script: str) -> Stream | str | None:

@@ -7,6 +7,7 @@ catalog, ``INSERT INTO`` adds a sink to the flow, a ``SELECT`` returns its strea
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import weakref
@@ -110,6 +111,27 @@ def parse(script: str) -> list[exp.Expr]:
         raise SqlError(f"cannot read the statement: {exc}") from None
 
 
+def udf(return_type: Any = None, *, vectorized: bool = True) -> Callable[[Callable[..., Any]],
+                                                                       Callable[..., Any]]:
+    """Mark a Python function as a SQL scalar function: its ``return_type`` (a SQL type
+    name or a Polars type) and whether it is ``vectorized`` (gets Polars Series) or called
+    per row. ``CREATE FUNCTION name AS 'module.function'`` and
+    :meth:`tidal.Flow.register_function` read these marks.
+
+    >>> @udf("BIGINT")
+    ... def twice(s):
+    ...     return s * 2
+    >>> twice.return_type, twice.vectorized
+    ('BIGINT', True)
+    """
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.return_type = return_type  # type: ignore[attr-defined]
+        fn.vectorized = vectorized  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 class Session:
     """Catalog, settings and functions shared by the statements of one flow."""
 
@@ -180,6 +202,12 @@ class Session:
             return self._create(node)
         if isinstance(node, exp.Drop):
             kind = (node.args.get("kind") or "TABLE").upper()
+            if kind == "FUNCTION":
+                for t in node.args.get("tables") or [node.this]:
+                    if self.functions.pop(t.name.lower(), None) is None and \
+                            not node.args.get("exists"):
+                        raise error(f"DROP FUNCTION {t.name}: no such function", t)
+                return Result("ddl")
             if kind not in ("TABLE", "VIEW"):
                 raise unsupported(f"DROP {kind}", node)
             for t in node.args.get("tables") or [node.this]:
@@ -222,6 +250,13 @@ class Session:
             return Result("explain", text=self.explain(text))
         if word in ("DESC",):
             return Result("describe", text=self.describe(rest.strip()))
+        create = re.fullmatch(r"\s*(?:TEMPORARY\s+)?(?:SYSTEM\s+)?FUNCTION\s+(IF\s+NOT\s+EXISTS\s+)?"
+                              r"(\w+)\s+AS\s+'([^']*)'(?:\s+LANGUAGE\s+(\w+))?\s*;?\s*", rest,
+                              re.IGNORECASE)
+        if word == "CREATE" and create is not None:
+            exists, name, target, language = create.groups()
+            return self._create_function(name, target, (language or "PYTHON").upper(),
+                                         bool(exists), node)
         if word == "EXECUTE" or word == "BEGIN" or word == "END":
             raise unsupported(f"{word} STATEMENT SET", node,
                               "write the INSERT statements one after another in one script")
@@ -247,9 +282,41 @@ class Session:
                              node)
             return Result("ddl")
         if kind == "FUNCTION":
-            raise unsupported("CREATE FUNCTION", node,
-                              "register Python functions with flow.register_function(name, fn)")
+            props = node.args.get("properties")
+            language = next((p.this.name.upper() for p in (props.expressions if props else [])
+                             if isinstance(p, exp.LanguageProperty)), "PYTHON")
+            target = node.args.get("expression")
+            if not isinstance(target, exp.Literal) or not target.is_string:
+                raise error("CREATE FUNCTION name AS 'module.function' names a Python "
+                            "function by its import path", node)
+            return self._create_function(node.this.name, target.this, language, exists, node)
         raise unsupported(f"CREATE {kind}", node)
+
+    def _create_function(self, name: str, target: str, language: str, exists: bool,
+                         node: exp.Expr) -> Result:
+        """``CREATE FUNCTION name AS 'package.module.function' [LANGUAGE PYTHON]``: import
+        the function and register it as :meth:`register_function` would (an aggregate when
+        it is a ``td.agg.udaf``; a scalar function's ``return_type`` and ``vectorized`` come
+        from :func:`udf` when it was decorated with it)."""
+        if language != "PYTHON":
+            raise unsupported(f"CREATE FUNCTION ... LANGUAGE {language}", node,
+                              "tidal runs Python functions: LANGUAGE PYTHON")
+        if name.lower() in self.functions:
+            if exists:
+                return Result("ddl")
+            raise error(f"CREATE FUNCTION {name}: a function {name!r} exists already", node)
+        module, _, attr = target.rpartition(".")
+        if not module:
+            raise error(f"CREATE FUNCTION {name} AS {target!r}: give the import path "
+                        "'package.module.function'", node)
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise error(f"CREATE FUNCTION {name} AS {target!r}: cannot import it ({exc}); "
+                        "is its module on the Python path (PYTHONPATH)?", node) from None
+        self.register_function(name, fn, vectorized=getattr(fn, "vectorized", True),
+                               return_type=getattr(fn, "return_type", None))
+        return Result("ddl")
 
     def _materialized_view(self, flow: Flow, node: exp.Create) -> Result:
         """``CREATE MATERIALIZED VIEW v AS SELECT ... GROUP BY ...``: the query's latest row
