@@ -480,3 +480,17 @@ def test_sql_socket_table(tmp_path: Path):
     finally:
         server.close()
     assert sorted((r["device"], r["avg_temp"]) for r in rows) == [("a", 22.5), ("b", 10.0)]
+
+
+def test_csv_lines_with_missing_fields_go_to_dead_letters(tmp_path: Path):
+    path = tmp_path / "in.csv"
+    path.write_text('a,b,c\n1,2,3\n4,5\n6\n7,"8,x",9\n\n10,11,12\n')
+    flow = td.Flow("csv-short")
+    out = td.sinks.memory()
+    dead: list[dict[str, Any]] = []
+    flow.source(td.sources.csv(path)).sink(out)
+    flow.dead_letters().sink(td.sinks.callback(dead.extend))
+    flow.run(quiet=True, dead_letter_path=False)
+    assert out.frame().select("a", "c").rows() == [(1, 3), (7, 9), (10, 12)]
+    assert sorted((d["record"], d["reason"]) for d in dead) == [
+        ("4,5", "expected 3 fields, found 2"), ("6", "expected 3 fields, found 1")]

@@ -17,6 +17,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -166,16 +167,39 @@ class _Csv(_LinePartition):
         super().__init__(*args, skip_header=True)
         self.options = options
 
+    def _short_lines(self, chunk: bytes) -> bool:
+        """Whether a line of ``chunk`` has fewer separators than the header needs (Polars
+        would fill its missing fields with nulls instead of refusing it). Vectorized: the
+        separators counted per line with NumPy; a quoted separator only makes a count
+        larger, so no short line is missed."""
+        assert self.header is not None
+        sep = str(self.options.get("separator", ",")).encode()[:1] or b","
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        ends = np.flatnonzero(data == 10)
+        if not chunk.endswith(b"\n"):
+            ends = np.append(ends, len(data))
+        if not len(ends):
+            return False
+        seps = np.flatnonzero(data == sep[0])
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+        blank = ends - starts <= 1  # "" or a lone "\r"
+        return bool(np.any((counts < len(self.header) - 1) & ~blank))
+
     def parse(self, chunk: bytes, start: int) -> pl.DataFrame | None:
         assert self.header is not None
         try:
-            return pl.read_csv(chunk, has_header=False, new_columns=self.header, **self.options)
+            frame = pl.read_csv(chunk, has_header=False, new_columns=self.header, **self.options)
+            # a short line leaves its last field null: only then look at the lines
+            if not frame[self.header[-1]].null_count() or not self._short_lines(chunk):
+                return frame
         except (pl.exceptions.PolarsError, ValueError):
             pass
         good, offset = [], start
+        delimiter = str(self.options.get("separator", ","))
         for line in chunk.split(b"\n"):
             if line.strip():
-                fields = next(csvmod.reader([line.decode(errors="replace")]))
+                fields = next(csvmod.reader([line.decode(errors="replace")], delimiter=delimiter))
                 if len(fields) == len(self.header):
                     good.append(line)
                 else:
