@@ -5,7 +5,10 @@ Both read the same generated events (generator inside the timed run, NEXMARK.md 
 write to a blackhole. Reports events/s (wall) and events per CPU-core-second, beside the
 published per-core figures of NEXMARK.md 6.
 
-    .venv/bin/python benchmarks/sql_bench.py --events 10000000 --runs 3
+    .venv/bin/python benchmarks/sql_bench.py --events 10000000 --runs 3 [--cli]
+
+``--cli`` also runs each query as a user does, ``tidal sql script.sql`` in a new process
+(the same DDL and query file), and reports its events/s including the process start.
 """
 
 from __future__ import annotations
@@ -143,30 +146,58 @@ def measure(make: Callable[[str, int], td.Flow], q: str, n: int) -> tuple[float,
     return wall, cpu
 
 
+def measure_cli(q: str, n: int) -> tuple[float, float]:
+    """The same query as a user runs it: ``tidal sql script.sql`` in a new process (the
+    nexmark DDL, then the query file), wall and CPU including the interpreter's start."""
+    import subprocess
+    import sys
+    import tempfile
+
+    kinds = tuple(COLUMNS[q])
+    script = ddl(events=n, rate=10_000_000, generators=8, kinds=kinds, columns=COLUMNS[q]) + \
+        ";\n" + (QUERIES / f"{q}.sql").read_text()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    r0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tidal.cli", "sql", f.name], check=True,
+                   stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    Path(f.name).unlink()
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--queries", default="q0,q1,q2,q3,q4,q5,q6,q7,q8")
+    ap.add_argument("--cli", action="store_true",
+                    help="also time `tidal sql FILE.sql` in a new process per run")
     args = ap.parse_args()
     n = args.events
     print(f"Nexmark, {n:,} events, G=8, rate 10 M/s (V1 event time), blackhole sink; "
           f"median of {args.runs} (one warm-up); polars {pl.__version__}")
     print(f"{'query':<6}{'SQL ev/s':>12}{'Python ev/s':>13}{'SQL/Py':>8}{'SQL ev/core-s':>15}"
-          f"{'Py ev/core-s':>14}{'Flink 1.13/core':>17}{'Feldera/core':>14}")
+          f"{'Py ev/core-s':>14}{'Flink 1.13/core':>17}{'Feldera/core':>14}"
+          + (f"{'tidal sql CLI ev/s':>20}" if args.cli else ""))
     for q in args.queries.split(","):
-        res: dict[str, list[tuple[float, float]]] = {"sql": [], "py": []}
+        res: dict[str, list[tuple[float, float]]] = {"sql": [], "py": [], "cli": []}
         measure(sql_flow, q, min(n, 1_000_000))  # warm-up
         for _ in range(args.runs):  # interleaved, so drift hits both alike
             res["sql"].append(measure(sql_flow, q, n))
             res["py"].append(measure(python_flow, q, n))
+            if args.cli:
+                res["cli"].append(measure_cli(q, n))
         sw = statistics.median(w for w, _ in res["sql"])
         pw = statistics.median(w for w, _ in res["py"])
         sc = statistics.median(c for _, c in res["sql"])
         pc = statistics.median(c for _, c in res["py"])
         flink, feldera = PUBLISHED[q]
         print(f"{q:<6}{n / sw:>12,.0f}{n / pw:>13,.0f}{pw / sw:>8.2f}{n / sc:>15,.0f}"
-              f"{n / pc:>14,.0f}{flink:>17}{feldera:>14}", flush=True)
+              f"{n / pc:>14,.0f}{flink:>17}{feldera:>14}"
+              + (f"{n / statistics.median(w for w, _ in res['cli']):>20,.0f}" if args.cli
+                 else ""), flush=True)
 
 
 if __name__ == "__main__":
