@@ -431,3 +431,27 @@ def test_output_is_pinned() -> None:
     a deliberate change of the rules (NEXMARK.md 3) may update them.
     """
     assert {name: digest(df) for name, df in _pinned_frames().items()} == PINNED
+
+
+def test_batches_still_in_use_are_never_overwritten() -> None:
+    """Output memory is reused only once nothing refers to it any more (tidal.nexmark._memory)."""
+    cols = ["auction", "price", "extra"]
+    kept = generate_bids(V1, 0, 300_000, columns=cols)
+    price = kept["price"]  # a column alone holds its memory too
+    expected = digest(kept)
+    for start in range(300_000, 3_000_000, 300_000):
+        generate_bids(V1, start, 300_000, columns=cols)
+    assert digest(kept) == expected
+    del kept
+    for start in range(300_000, 3_000_000, 300_000):
+        generate_bids(V1, start, 300_000, columns=cols)
+    assert price.equals(generate_bids(V1, 0, 300_000, columns=["price"])["price"])
+
+
+def test_batches_dropped_are_reused() -> None:
+    def addresses(df: pl.DataFrame) -> set[int]:
+        return {df[c].to_numpy().ctypes.data for c in ("auction", "bidder", "price")}
+
+    cols = ["auction", "bidder", "price", "dateTime"]
+    first = addresses(generate_bids(V1, 0, 400_000, columns=cols))  # the frame is dropped
+    assert addresses(generate_bids(V1, 400_000, 400_000, columns=cols)) <= first

@@ -12,7 +12,8 @@ The functions used by the bid hot path take ``tmp``, an allocator for their temp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +23,7 @@ Alloc = Callable[..., np.ndarray]
 _MASK64 = (1 << 64) - 1
 _PHI = 0x9E3779B97F4A7C15
 _PHI_U = np.uint64(_PHI)
+PHI = _PHI_U
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _LO32 = np.uint64(0xFFFFFFFF)
@@ -40,7 +42,8 @@ class Scratch:
     numpy temporaries of a few hundred KB are mmap-ed and page-fault on every step, which costs
     more than the arithmetic. This bump allocator hands out slices of blocks allocated once;
     ``reset()`` at the start of each step makes them all reusable, so nothing handed out may be
-    kept past the step.
+    kept past the step. ``scope()`` takes back what was handed out inside it, so that the next
+    temporaries reuse blocks still in the CPU cache.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -51,6 +54,14 @@ class Scratch:
     def reset(self) -> None:
         self._used = 0
 
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        used = self._used
+        try:
+            yield
+        finally:
+            self._used = used
+
     def __call__(self, n: int, dtype: type | np.dtype = np.int64) -> np.ndarray:
         size = n * np.dtype(dtype).itemsize
         if size > 8 * self.capacity:
@@ -60,6 +71,11 @@ class Scratch:
         block = self._blocks[self._used]
         self._used += 1
         return block[:size].view(dtype)
+
+
+def scope(tmp: Alloc) -> contextlib.AbstractContextManager[None]:
+    """``tmp.scope()`` for a :class:`Scratch`; nothing to take back for other allocators."""
+    return tmp.scope() if isinstance(tmp, Scratch) else contextlib.nullcontext()
 
 
 def _fmix_int(z: int) -> int:
@@ -76,17 +92,32 @@ def slot_key(seed: int, slot: int) -> np.uint64:
 
 def draw(e: np.ndarray, key: np.uint64, tmp: Alloc = fresh) -> np.ndarray:
     """64 random bits per event id (uint64), a pure function of (e, key)."""
-    n = len(e)
-    z = np.multiply(e.view(np.uint64), _PHI_U, out=tmp(n, np.uint64))
+    z = np.multiply(e.view(np.uint64), _PHI_U, out=tmp(len(e), np.uint64))
     z += key
-    t = np.right_shift(z, _U(30), out=tmp(n, np.uint64))
-    z ^= t
-    z *= _M1
-    np.right_shift(z, _U(27), out=t)
-    z ^= t
-    z *= _M2
-    np.right_shift(z, _U(31), out=t)
-    z ^= t
+    return mix(z, tmp)
+
+
+def shifted_key(key: np.uint64, shift: int) -> np.uint64:
+    """The key that draws for ids ``e + shift`` from ``e·φ``: ``(e + shift)·φ + key = e·φ + key'``."""
+    return np.uint64((int(key) + shift * _PHI) & _MASK64)
+
+
+def draw_phi(e_phi: np.ndarray, key: np.uint64, tmp: Alloc = fresh) -> np.ndarray:
+    """:func:`draw` from precomputed ``e·φ`` (uint64), with a key from :func:`shifted_key`."""
+    return mix(np.add(e_phi, key, out=tmp(len(e_phi), np.uint64)), tmp)
+
+
+def mix(z: np.ndarray, tmp: Alloc = fresh) -> np.ndarray:
+    """The splitmix64 finaliser, in place on z (uint64)."""
+    with scope(tmp):
+        t = np.right_shift(z, _U(30), out=tmp(len(z), np.uint64))
+        z ^= t
+        z *= _M1
+        np.right_shift(z, _U(27), out=t)
+        z ^= t
+        z *= _M2
+        np.right_shift(z, _U(31), out=t)
+        z ^= t
     return z
 
 
@@ -146,12 +177,14 @@ def cold_mask(h: np.ndarray, index: int, ratio: int, tmp: Alloc = fresh) -> np.n
     return f
 
 
-def select(cold_where: np.ndarray, hot: np.ndarray, cold: np.ndarray) -> np.ndarray:
-    """``where(mask, cold, hot)`` for an int64 −1/0 mask, branch-free and in place on ``cold``."""
-    cold ^= hot
-    cold &= cold_where
-    cold ^= hot
-    return cold
+def select(
+    cold_where: np.ndarray, hot: np.ndarray, cold: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """``where(mask, cold, hot)`` for an int64 −1/0 mask, branch-free, written into ``out``."""
+    np.bitwise_xor(cold, hot, out=out)
+    out &= cold_where
+    out ^= hot
+    return out
 
 
 # 10^(6u)·100 for u = a / 2³², as a product of three small tables indexed by 11 + 11 + 10 bits of
@@ -164,15 +197,24 @@ _P_LO = np.power(10.0, 6.0 * np.arange(1024) / 2**32)
 
 def price(bits32: np.ndarray, out: np.ndarray | None = None, tmp: Alloc = fresh) -> np.ndarray:
     """Flink's price: ``floor(10^(6u)·100 + 0.5)`` cents, log-uniform over 100 … 10⁸ (3.5)."""
-    n = len(bits32)
-    i = np.right_shift(bits32, 21, out=tmp(n))
-    x = _P_HI.take(i, out=tmp(n, np.float64), mode="clip")
+    return price_of(bits32.view(np.uint64), 0, out, tmp)
+
+
+def price_of(
+    h: np.ndarray, shift: int, out: np.ndarray | None = None, tmp: Alloc = fresh
+) -> np.ndarray:
+    """:func:`price` of the 32-bit field ``(h >> shift) & 0xFFFFFFFF`` of uint64 draws h."""
+    n = len(h)
+    i = np.right_shift(h, _U(shift + 21), out=tmp(n, np.uint64))
+    if shift + 32 < 64:
+        i &= _U(2047)
+    x = _P_HI.take(i.view(np.int64), out=tmp(n, np.float64), mode="clip")
     y = tmp(n, np.float64)
-    np.right_shift(bits32, 10, out=i)
-    i &= 2047
-    x *= _P_MID.take(i, out=y, mode="clip")
-    np.bitwise_and(bits32, 1023, out=i)
-    x *= _P_LO.take(i, out=y, mode="clip")
+    np.right_shift(h, _U(shift + 10), out=i)
+    i &= _U(2047)
+    x *= _P_MID.take(i.view(np.int64), out=y, mode="clip")
+    np.bitwise_and(np.right_shift(h, _U(shift), out=i) if shift else h, _U(1023), out=i)
+    x *= _P_LO.take(i.view(np.int64), out=y, mode="clip")
     x += 0.5
     if out is None:
         out = np.empty(n, dtype=np.int64)

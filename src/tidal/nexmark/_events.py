@@ -9,18 +9,18 @@ changes another column's values.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from tidal.nexmark import _draws as dr
 from tidal.nexmark._text import (
-    HOT_CHANNELS,
     HOT_CHANNELS_RATIO,
     NUM_CHANNELS,
     POOL_SIZE,
     Pools,
     StrColumn,
-    materialize,
+    matrix_strings,
 )
 from tidal.nexmark.config import (
     AUCTION_ID_LEAD,
@@ -111,9 +111,7 @@ def recent_auction(
     return lo + dr.below(dr.hi32(h), last_a - lo + 1 + AUCTION_ID_LEAD)
 
 
-def extra(
-    pools: Pools, fixed: np.ndarray | int, average: int, h: np.ndarray, long_only: bool = False
-) -> StrColumn:
+def extra(pools: Pools, fixed: np.ndarray | int, average: int, h: np.ndarray) -> StrColumn:
     """The ``extra`` filler (3.5): a pool slice of about ``average − fixed`` bytes."""
     n = len(h)
     rest = average - np.broadcast_to(np.asarray(fixed, dtype=np.int64), (n,))
@@ -121,7 +119,8 @@ def extra(
     delta = np.floor(rest * 0.2 + 0.5).astype(np.int64)  # Java Math.round
     length = rest - delta + dr.below(dr.lo32(h), 2 * delta)
     off = dr.below(dr.hi32(h), POOL_SIZE - length)
-    return StrColumn(pools.extra.views(off, length, long_only=long_only), pools.extra)
+    long_only = bool(n) and int(length.min()) > 12
+    return StrColumn(pools.extra.views(off, length, long_only=long_only), pools.extra.buffer)
 
 
 def persons(
@@ -157,33 +156,49 @@ def persons(
             [dr.below(f, 10_000) for f in (dr.lo32(h3), dr.hi32(h3), dr.lo32(h4), dr.hi32(h4))],
             axis=1,
         )
-        digits = groups[:, :, None] // np.array([1000, 100, 10, 1]) % 10 + ord("0")
-        chars = np.full((len(e), 4, 5), ord(" "), dtype=np.uint8)
-        chars[:, :, :4] = digits
-        out["creditCard"] = materialize(chars.reshape(len(e), 20)[:, :19], np.full(len(e), 19))
+        chars = _CARD_GROUPS.take(groups, axis=0).reshape(len(e), 20)  # "dddd " four times
+        out["creditCard"] = matrix_strings(chars, np.full(len(e), 19))
     if need_extra:
-        name_len = np.array([len(s) for s in pools.names.strings]).take(name_idx)
-        city_len = np.array([len(s) for s in pools.cities.strings]).take(city_idx)
+        name_len = pools.names.lengths.take(name_idx)
+        city_len = pools.cities.lengths.take(city_idx)
         fixed = 8 + name_len + email_len + 19 + city_len + 2
         out["extra"] = extra(pools, fixed, config.avg_person_bytes, dr.draw(e, keys[P5]))
     return {c: out[c] for c in columns}
 
 
+_CARD_GROUPS = np.array([list(f"{g:04d} ".encode()) for g in range(10_000)], dtype=np.uint8)
+
+
 def _email(
     pools: Pools, o1: np.ndarray, l1: np.ndarray, o2: np.ndarray, l2: np.ndarray
 ) -> StrColumn:
-    """``s(7) + "@" + s(5) + ".com"`` as a char matrix, then packed."""
-    col = np.arange(15)[None, :]
-    l1c, l2c = l1[:, None], l2[:, None]
-    text = pools.text.bytes
-    part1 = text.take(o1[:, None] + np.minimum(col, 5))
-    p2 = col - l1c - 1
-    part2 = text.take(o2[:, None] + np.clip(p2, 0, 3))
-    dotcom = np.frombuffer(b".com", dtype=np.uint8).take(np.clip(p2 - l2c, 0, 3))
-    chars = np.where(
-        col < l1c, part1, np.where(p2 < 0, ord("@"), np.where(p2 < l2c, part2, dotcom))
-    )
-    return materialize(chars.astype(np.uint8), l1 + 1 + l2 + 4)
+    """``s(7) + "@" + s(5) + ".com"`` (at most 6 + 1 + 4 + 4 bytes) as 16-byte rows, then views.
+
+    A row is a 128-bit little-endian number (lo, hi): each part is ORed in at its byte offset.
+    """
+    n = len(o1)
+    rows = np.zeros((n, 2), dtype=np.uint64)
+    lo, hi = rows[:, 0], rows[:, 1]
+    words = pools.text.words
+    name = words.take(o1).astype(np.uint64) | (words.take(o1 + 4).astype(np.uint64) << _U32)
+    _or_at(lo, hi, name & _BYTE_MASKS.take(l1), 0)
+    _or_at(lo, hi, np.full(n, ord("@"), dtype=np.uint64), l1)
+    _or_at(lo, hi, words.take(o2).astype(np.uint64) & _BYTE_MASKS.take(l2), l1 + 1)
+    _or_at(lo, hi, np.full(n, _DOT_COM, dtype=np.uint64), l1 + 1 + l2)
+    return matrix_strings(rows.view(np.uint8).reshape(n, 16), l1 + 1 + l2 + 4)
+
+
+_U32 = np.uint64(32)
+_BYTE_MASKS = np.array([(1 << 8 * k) - 1 for k in range(9)], dtype=np.uint64)
+_DOT_COM = int.from_bytes(b".com", "little")
+
+
+def _or_at(lo: np.ndarray, hi: np.ndarray, value: np.ndarray, at_byte: np.ndarray | int) -> None:
+    """``(lo, hi) |= value << 8·at_byte`` for values below 2⁶⁴ and at_byte < 16 (numpy shifts
+    by 64 or more give 0, and negative shift counts wrap to large ones)."""
+    bits = np.asarray(8 * at_byte, dtype=np.uint64)
+    lo |= value << bits
+    hi |= (value >> (np.uint64(64) - bits)) | (value << (bits - np.uint64(64)))
 
 
 def auctions(
@@ -208,9 +223,9 @@ def auctions(
         o2, l2 = pools.text.strings(dr.lo32(h2), dr.hi32(h2), 100)
         text_len = l1 + l2
         if "itemName" in want:
-            out["itemName"] = StrColumn(pools.text.views(o1, l1), pools.text)
+            out["itemName"] = StrColumn(pools.text.views(o1, l1), pools.text.buffer)
         if "description" in want:
-            out["description"] = StrColumn(pools.text.views(o2, l2), pools.text)
+            out["description"] = StrColumn(pools.text.views(o2, l2), pools.text.buffer)
     if want & {"initialBid", "reserve"}:
         h3 = dr.draw(e, keys[A3])
         initial = dr.price(dr.lo32(h3))
@@ -226,12 +241,46 @@ def auctions(
     return {c: out[c] for c in columns}
 
 
+@dataclass(frozen=True)
+class BidIds:
+    """Bid event ids ``e = base + shift`` (shift a multiple of T) in the form the bid fields use.
+
+    Draws need ``e·φ`` and ids need the epoch ``e div T``. Steps of the walk share one layout of
+    base ids and differ by a shift that is a multiple of T, which moves ``e·φ`` by a constant
+    (folded into the draw key) and the epoch by ``shift / T``: computed once for the layout, they
+    cost nothing per step.
+    """
+
+    e_phi: np.ndarray
+    """``base·φ`` mod 2⁶⁴ (uint64)."""
+    epoch: np.ndarray
+    """``base div T``."""
+    epoch_min: int
+    shift: int
+
+    @classmethod
+    def of(cls, e: np.ndarray, total_proportion: int, tmp: dr.Alloc = dr.fresh) -> BidIds:
+        n = len(e)
+        e_phi = np.multiply(e.view(np.uint64), dr.PHI, out=tmp(n, np.uint64))
+        epoch = np.floor_divide(e, total_proportion, out=tmp(n))
+        return cls(e_phi, epoch, int(epoch.min()) if n else 0, 0)
+
+    def shifted(self, shift: int) -> BidIds:
+        return BidIds(self.e_phi, self.epoch, self.epoch_min, self.shift + shift)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def draw(self, key: np.uint64, tmp: dr.Alloc) -> np.ndarray:
+        return dr.draw_phi(self.e_phi, dr.shifted_key(key, self.shift), tmp)
+
+
 def bids(
-    config: NexmarkConfig, pools: Pools, keys: Keys, e: np.ndarray, t: np.ndarray,
+    config: NexmarkConfig, pools: Pools, keys: Keys, ids: BidIds, t: np.ndarray,
     columns: Sequence[str] = BID_COLUMNS, out: dict[str, np.ndarray] | None = None,
     tmp: dr.Alloc = dr.fresh,
 ) -> dict[str, Column]:  # fmt: skip
-    """Bid fields (3.4, 3.5) of bid events e with event times t.
+    """Bid fields (3.4, 3.5) of bid events ``ids`` with event times t.
 
     The hot path of the benchmarks: operations are in place and branch-free, temporaries come
     from ``tmp``, and ``out`` may give destination arrays (int64, or (n, 2) uint64 views for
@@ -240,46 +289,99 @@ def bids(
     want = set(columns)
     out = out or {}
     res: dict[str, Column] = {}
-    n = len(e)
-    A, P, T = config.auction_proportion, config.person_proportion, config.total_proportion
-    epoch = np.floor_divide(e, T, out=tmp(n))  # a bid follows its epoch's persons and auctions
+    n = len(ids)
     if "dateTime" in want:
         res["dateTime"] = _put(out.get("dateTime"), t)
-    if want & {"auction", "bidder"}:
-        h0 = dr.draw(e, keys[B0], tmp)
-    if "auction" in want:
-        last_a = np.multiply(epoch, A, out=tmp(n))
-        last_a += A - 1
-        cold = recent_auction(config, last_a, h0, tmp)
-        hot = np.floor_divide(last_a, HOT_BLOCK, out=last_a)
-        hot *= HOT_BLOCK
-        chosen = dr.select(dr.cold_mask(h0, 0, config.hot_auction_ratio, tmp), hot, cold)
-        res["auction"] = np.add(chosen, FIRST_AUCTION_ID, out=out.get("auction"))
-    if want & {"bidder", "price"}:
-        h1 = dr.draw(e, keys[B1], tmp)
-    if "bidder" in want:
-        last_p = epoch if P == 1 else epoch * P + (P - 1)
-        cold = recent_person(config, last_p, h1, tmp)
-        hot = np.floor_divide(last_p, HOT_BLOCK, out=tmp(n))
-        hot *= HOT_BLOCK
-        hot += 1  # apart from the hot seller
-        chosen = dr.select(dr.cold_mask(h0, 1, config.hot_bidders_ratio, tmp), hot, cold)
-        res["bidder"] = np.add(chosen, config.bidder_offset, out=out.get("bidder"))
-    if "price" in want:
-        res["price"] = dr.price(dr.hi32(h1, tmp), out=out.get("price"), tmp=tmp)
+    # each column is done in a scope of temporaries, so the working set stays in the CPU cache
+    with dr.scope(tmp):
+        if want & {"auction", "bidder"}:
+            h0 = ids.draw(keys[B0], tmp)
+            epoch_shift = ids.shift // config.total_proportion
+        if want & {"bidder", "price"}:
+            h1 = ids.draw(keys[B1], tmp)
+        if "auction" in want:
+            with dr.scope(tmp):
+                dest = _dest(out, "auction", n)
+                res["auction"] = _bid_auction(
+                    config, ids.epoch, ids.epoch_min, epoch_shift, h0, dest, tmp
+                )
+        if "bidder" in want:
+            with dr.scope(tmp):
+                dest = _dest(out, "bidder", n)
+                res["bidder"] = _bid_bidder(
+                    config, ids.epoch, ids.epoch_min, epoch_shift, h0, h1, dest, tmp
+                )
+        if "price" in want:
+            with dr.scope(tmp):
+                res["price"] = dr.price_of(h1, 32, out=out.get("price"), tmp=tmp)
     if want & {"channel", "url"}:
-        h2 = dr.draw(e, keys[B2], tmp)
-        cold = dr.hi32_below(h2, NUM_CHANNELS, tmp)
-        cold += len(HOT_CHANNELS)
-        hot = dr.hi32_below(h2, len(HOT_CHANNELS), tmp)
-        idx = dr.select(dr.cold_mask(h2, 0, HOT_CHANNELS_RATIO, tmp), hot, cold)
-        for name, choices in (("channel", pools.channels), ("url", pools.urls)):
-            if name in want:
-                res[name] = choices.take(idx, out=out.get(name))
+        with dr.scope(tmp):
+            h2 = ids.draw(keys[B2], tmp)
+            # U[0, 10000) picks a cached channel; the hot one is U[0, 4) of the same bits, which
+            # is exactly that number div 2500, so one table of 2 × 10000 views covers both cases
+            idx = dr.hi32_below(h2, NUM_CHANNELS, tmp)
+            cold = dr.cold_mask(h2, 0, HOT_CHANNELS_RATIO, tmp)
+            cold &= NUM_CHANNELS
+            idx += cold
+            for name, choices in (("channel", pools.channels), ("url", pools.urls)):
+                if name in want:
+                    res[name] = choices.by_draw(idx, out=out.get(name))
     if "extra" in want:
-        h3 = dr.draw(e, keys[B3], tmp)
-        res["extra"] = bid_extra(config, pools, h3, out.get("extra"), tmp)
+        with dr.scope(tmp):
+            h3 = ids.draw(keys[B3], tmp)
+            res["extra"] = bid_extra(config, pools, h3, out.get("extra"), tmp)
     return {c: res[c] for c in columns}
+
+
+def _dest(out: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
+    dest = out.get(name)
+    return np.empty(n, dtype=np.int64) if dest is None else dest
+
+
+def _bid_auction(
+    config: NexmarkConfig, epoch: np.ndarray, epoch_min: int, epoch_shift: int, h0: np.ndarray,
+    dest: np.ndarray, tmp: dr.Alloc,
+) -> np.ndarray:  # fmt: skip
+    """bid.auction: the hot auction's block (field 0 of h0) or a recent auction (hi32 of h0)."""
+    A, window = config.auction_proportion, config.in_flight_auctions
+    n = len(epoch)
+    # the newest auction: a bid follows its epoch's A auctions
+    last_a = np.multiply(epoch, A, out=tmp(n))
+    last_a += A * epoch_shift + A - 1 + FIRST_AUCTION_ID
+    if A * (epoch_min + epoch_shift) + A - 1 >= window:  # the usual case: a full window
+        cold = dr.hi32_below(h0, window + 1 + AUCTION_ID_LEAD, tmp)
+        cold += last_a
+        cold -= window
+    else:
+        cold = FIRST_AUCTION_ID + recent_auction(config, last_a - FIRST_AUCTION_ID, h0)
+    hot = np.floor_divide(last_a, HOT_BLOCK, out=last_a)  # FIRST_AUCTION_ID is a block start
+    hot *= HOT_BLOCK
+    return dr.select(dr.cold_mask(h0, 0, config.hot_auction_ratio, tmp), hot, cold, dest)
+
+
+def _bid_bidder(
+    config: NexmarkConfig, epoch: np.ndarray, epoch_min: int, epoch_shift: int, h0: np.ndarray,
+    h1: np.ndarray, dest: np.ndarray, tmp: dr.Alloc,
+) -> np.ndarray:  # fmt: skip
+    """bid.bidder: the hot bidder (field 1 of h0) or a recent person (lo32 of h1)."""
+    P, active, offset = config.person_proportion, config.active_people, config.bidder_offset
+    n = len(epoch)
+    # the newest person: a bid follows its epoch's P persons
+    if P == 1:
+        last_p = np.add(epoch, epoch_shift, out=tmp(n))
+    else:
+        last_p = np.multiply(epoch, P, out=tmp(n))
+        last_p += P * epoch_shift + P - 1
+    if P * (epoch_min + epoch_shift) + P >= active:  # the usual case: a full window
+        cold = dr.lo32_below(h1, active + PERSON_ID_LEAD, tmp)
+        cold += last_p
+        cold += 1 - active + offset
+    else:
+        cold = offset + recent_person(config, last_p, h1)
+    hot = np.floor_divide(last_p, HOT_BLOCK, out=last_p)
+    hot *= HOT_BLOCK
+    hot += 1 + offset  # + 1 keeps the hot bidder apart from the hot seller
+    return dr.select(dr.cold_mask(h0, 1, config.hot_bidders_ratio, tmp), hot, cold, dest)
 
 
 def _put(dest: np.ndarray | None, values: np.ndarray) -> np.ndarray:
@@ -302,4 +404,4 @@ def bid_extra(
     off *= dr.hi32(h, tmp)
     off >>= 32
     views = pools.extra.views(off, length, long_only=rest - delta > 12, out=out, tmp=tmp)
-    return StrColumn(views, pools.extra)
+    return StrColumn(views, pools.extra.buffer)

@@ -21,7 +21,14 @@ from tidal.nexmark import _draws as dr
 
 POOL_SIZE = 1 << 20
 _PAD = 16
-_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(5)], dtype=np.uint32)
+_WORD_STEPS = np.array([[0], [4], [8]])
+# masks of the 3 inline words (rows) per length 0-12 (columns); 13 stands for longer strings,
+# whose view keeps the first word only (the prefix)
+_INLINE_MASKS = np.array(
+    [[(1 << 8 * min(max(k - 4 * i, 0), 4)) - 1 for k in range(13)] + [0xFFFFFFFF * (i == 0)]
+     for i in range(3)],
+    dtype=np.uint32,
+)  # fmt: skip
 
 FIRST_NAMES = ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"]  # fmt: skip
 LAST_NAMES = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"]  # fmt: skip
@@ -72,12 +79,14 @@ class BytePool:
             quad[:, 2] = 0
             quad[:, 3] = off
             return out
-        quad[:, 1] = self.words.take(off) & _MASKS.take(np.minimum(length, 4))
-        short = length <= 12
-        inline1 = self.words.take(off + 4) & _MASKS.take(np.clip(length - 4, 0, 4))
-        inline2 = self.words.take(off + 8) & _MASKS.take(np.clip(length - 8, 0, 4))
-        quad[:, 2] = np.where(short, inline1, 0)
-        quad[:, 3] = np.where(short, inline2, off)
+        # the 12 bytes from off, cut to the length, or for longer strings the prefix, buffer 0, off
+        # (arrays are (3, n), not (n, 3): numpy loops fast over long rows only)
+        words = self.words.take(off + _WORD_STEPS, mode="clip")
+        words &= _INLINE_MASKS.take(np.minimum(length, 13), axis=1)
+        for i in range(3):
+            quad[:, 1 + i] = words[i]
+        long = np.flatnonzero(length > 12)
+        quad[long, 3] = off.take(long)
         return out
 
 
@@ -86,13 +95,14 @@ class StrColumn:
     """A string column as views into one pool, ready for Arrow."""
 
     views: np.ndarray
-    pool: BytePool
+    buffer: pa.Buffer
+    """The bytes that views of more than 12 bytes point into."""
 
     def to_arrow(self, validity: pa.Buffer | None = None, null_count: int = 0) -> pa.Array:
         """A zero-copy ``string_view`` array."""
         n = len(self.views)
         return pa.Array.from_buffers(
-            pa.string_view(), n, [validity, pa.py_buffer(self.views), self.pool.buffer], null_count
+            pa.string_view(), n, [validity, pa.py_buffer(self.views), self.buffer], null_count
         )
 
 
@@ -108,19 +118,41 @@ class Choices:
         self._flat = self.table.view(np.complex128).ravel()  # one 16-byte item per view
         self.strings = [s.decode() for s in raw]
         self.lengths = lengths
+        self._by_draw: np.ndarray | None = None
 
     def take(self, idx: np.ndarray, out: np.ndarray | None = None) -> StrColumn:
         flat_out = None if out is None else out.view(np.complex128).ravel()
         views = self._flat.take(idx, out=flat_out, mode="clip")
-        return StrColumn(views.view(np.uint64).reshape(-1, 2), self.pool)
+        return StrColumn(views.view(np.uint64).reshape(-1, 2), self.pool.buffer)
+
+    def by_draw(self, idx: np.ndarray, out: np.ndarray | None = None) -> StrColumn:
+        """Channel or URL of ``idx`` = U[0, 10000) (+ 10000 when not hot): see ``_events.bids``."""
+        if self._by_draw is None:
+            u = np.arange(NUM_CHANNELS)
+            hot = u * len(HOT_CHANNELS) // NUM_CHANNELS
+            self._by_draw = self._flat.take(np.concatenate([hot, len(HOT_CHANNELS) + u]))
+        flat_out = None if out is None else out.view(np.complex128).ravel()
+        views = self._by_draw.take(idx, out=flat_out, mode="clip")
+        return StrColumn(views.view(np.uint64).reshape(-1, 2), self.pool.buffer)
 
 
-def materialize(chars: np.ndarray, lengths: np.ndarray) -> StrColumn:
-    """Strings from a char matrix (n, width) whose rows hold ``lengths`` leading valid bytes."""
-    keep = np.arange(chars.shape[1]) < lengths[:, None]
-    pool = BytePool(chars[keep])
-    offsets = np.cumsum(lengths) - lengths
-    return StrColumn(pool.views(offsets, lengths), pool)
+def matrix_strings(chars: np.ndarray, lengths: np.ndarray) -> StrColumn:
+    """Strings from the rows of a char matrix (n, w), w a multiple of 4 and at least 12, whose
+    rows hold ``lengths`` leading bytes and zeros after them.
+
+    The matrix itself is the data buffer: a view of a row of up to 12 bytes is the row's first
+    12 bytes, a longer one points at the row (offset ``w·i``).
+    """
+    n, w = chars.shape
+    views = np.empty((n, 4), dtype=np.uint32)
+    views[:, 0] = lengths
+    words = chars.view("<u4")
+    for i in range(3):
+        views[:, 1 + i] = words[:, i]
+    long = np.flatnonzero(lengths > 12)
+    views[long, 2] = 0
+    views[long, 3] = long * w
+    return StrColumn(views.view(np.uint64), pa.py_buffer(chars))
 
 
 class TextPool(BytePool):
@@ -130,11 +162,14 @@ class TextPool(BytePool):
         super().__init__(data)
         idx = np.arange(self.size + 1, dtype=np.int64)
         solid = np.append(data != ord(" "), True)
-        # first non-space index >= i, and one past the last non-space index < i
+        # spaces from i on up to the first non-space, and right before i back to the last one:
+        # runs of spaces are short, so small tables that stay in the CPU cache
         nxt = np.where(solid, idx, self.size)
-        self.next_solid = np.minimum.accumulate(nxt[::-1])[::-1]
         ends = np.concatenate([[0], np.where(solid[:-1], idx[1:], 0)])
-        self.solid_end = np.maximum.accumulate(ends)
+        lead = np.minimum.accumulate(nxt[::-1])[::-1] - idx
+        trail = idx - np.maximum.accumulate(ends)
+        small = np.uint8 if max(lead.max(), trail.max()) < 256 else np.int64
+        self.lead_spaces, self.trail_spaces = lead.astype(small), trail.astype(small)
 
     def strings(
         self, len_bits: np.ndarray, off_bits: np.ndarray, max_len: int
@@ -142,8 +177,9 @@ class TextPool(BytePool):
         """Offsets and lengths of ``s(max_len).trim()``: length ``3 + U[0, max_len − 3)``."""
         length = 3 + dr.below(len_bits, max_len - 3)
         off = dr.below(off_bits, self.size - length)
-        start = self.next_solid.take(off)
-        stop = self.solid_end.take(off + length)
+        stop = off + length
+        start = off + self.lead_spaces.take(off)
+        stop -= self.trail_spaces.take(stop)
         return np.minimum(start, stop), np.maximum(stop - start, 0)
 
 

@@ -10,6 +10,7 @@ add per event id and one gather per time, not a division per event.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tidal.nexmark._draws import Alloc, fresh
+from tidal.nexmark._events import BidIds
 from tidal.nexmark.config import NexmarkConfig, adjusted_number, event_time_ms
 
 STEP = 1 << 15
@@ -61,14 +63,25 @@ def kind_of(config: NexmarkConfig, off: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Events:
-    """The events of one kind in one step."""
+    """The events of one kind in one step: ids ``base_e + shift``, adjusted numbers ``base_n + shift``."""
 
     idx: np.ndarray
     """Positions relative to the step start."""
-    e: np.ndarray
-    nprime: np.ndarray
+    base_e: np.ndarray
+    base_n: np.ndarray
+    shift: int
     _times: np.ndarray
     _rel: np.ndarray | None
+    bid_ids: BidIds | None = None
+    """For bids: the ids as the bid fields use them."""
+
+    @property
+    def e(self) -> np.ndarray:
+        return self.base_e + self.shift if self.shift else self.base_e
+
+    @property
+    def nprime(self) -> np.ndarray:
+        return self.base_n + self.shift if self.shift else self.base_n
 
     def times(self, out: np.ndarray | None = None) -> np.ndarray:
         """Event times (epoch ms), optionally written into ``out``."""
@@ -101,6 +114,12 @@ class _Layout:
         for k in (PERSON, AUCTION, BID):
             idx = np.flatnonzero(self.kind == k)
             self.by_kind[k] = (idx, e[idx], n[idx], self.rel[idx])
+        self.bid_ids = BidIds.of(e[self.by_kind[BID][0]], config.total_proportion)
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(config: NexmarkConfig, size: int) -> _Layout:
+    return _Layout(config, size)
 
 
 def walk(
@@ -113,11 +132,11 @@ def walk(
     end = start + count
     period = G * math.lcm(config.out_of_order_group, config.total_proportion)
     size = (STEP // period) * period
-    layout = _Layout(config, size) if size and end - start >= size else None
+    layout = _layout(config, size) if size and end - start >= size else None
     pos = start
     while pos < end:
         if layout is not None and pos % period == 0 and pos + size <= min(end, split):
-            yield _fast_step(config, layout, pos, size, kinds, per_event, tmp)
+            yield _fast_step(config, layout, pos, size, kinds, per_event)
             pos += size
             continue
         stop = min(end, pos + STEP)
@@ -128,16 +147,16 @@ def walk(
 
 
 def _fast_step(
-    config: NexmarkConfig, layout: _Layout, pos: int, size: int, kinds: set[int],
-    per_event: bool, tmp: Alloc,
-) -> Step:  # fmt: skip
+    config: NexmarkConfig, layout: _Layout, pos: int, size: int, kinds: set[int], per_event: bool
+) -> Step:
+    # k0 is a multiple of L = lcm(g, T): ids and n' move by k0, kinds and e mod T stay
     k0 = pos // config.generators
     tk = event_time_ms(config, layout.n_min + k0 + np.arange(layout.n_span, dtype=np.int64))
     events = {}
     for k in kinds:
         idx, e, n, rel = layout.by_kind[k]
-        alloc = tmp if k == BID else fresh
-        events[k] = Events(idx, np.add(e, k0, out=alloc(len(e))), n + k0, tk, rel)
+        bid_ids = layout.bid_ids.shifted(k0) if k == BID else None
+        events[k] = Events(idx, e, n, k0, tk, rel, bid_ids)
     kind = layout.kind if per_event else None
     time = tk.take(layout.rel) if per_event else None
     return Step(pos, size, events, kind, time)
@@ -152,5 +171,7 @@ def _generic_step(
     events = {}
     for k in kinds:
         idx = np.flatnonzero(kind == k)
-        events[k] = Events(idx, e.take(idx), n.take(idx), t, None)
+        ek = e.take(idx)
+        bid_ids = BidIds.of(ek, config.total_proportion, tmp) if k == BID else None
+        events[k] = Events(idx, ek, n.take(idx), 0, t, None, bid_ids)
     return Step(pos, count, events, kind if per_event else None, t if per_event else None)

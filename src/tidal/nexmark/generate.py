@@ -8,6 +8,7 @@ range can be produced directly and splitting a range into several calls changes 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,7 +18,8 @@ import pyarrow as pa
 from tidal.nexmark import _events as ev
 from tidal.nexmark import _walk as _wk
 from tidal.nexmark._draws import Scratch
-from tidal.nexmark._text import BytePool, Pools, StrColumn, pools
+from tidal.nexmark._memory import Recycler
+from tidal.nexmark._text import Pools, StrColumn, pools
 from tidal.nexmark.config import ConfigError, NexmarkConfig, clip_range
 
 __all__ = ["bids_table", "generate_bids", "generate_events", "generate_union"]
@@ -32,6 +34,18 @@ def _keys(seed: int) -> ev.Keys:
     return ev.Keys(seed)
 
 
+_OUTPUT = Recycler()
+_local = threading.local()
+
+
+def _scratch() -> Scratch:
+    """This thread's temporaries for the steps of a walk (allocated once, not per call)."""
+    if not hasattr(_local, "scratch"):
+        _local.scratch = Scratch(_wk.STEP)
+    _local.scratch.reset()
+    return _local.scratch
+
+
 def _check_columns(kind: str, columns: Sequence[str] | None) -> tuple[str, ...]:
     valid = _COLUMNS[kind]
     if columns is None:
@@ -44,8 +58,8 @@ def _check_columns(kind: str, columns: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(columns)
 
 
-def _bid_pool(p: Pools, column: str) -> BytePool:
-    return {"channel": p.channels.pool, "url": p.urls.pool, "extra": p.extra}[column]
+def _bid_buffer(p: Pools, column: str) -> pa.Buffer:
+    return {"channel": p.channels.pool, "url": p.urls.pool, "extra": p.extra}[column].buffer
 
 
 def _run(
@@ -69,10 +83,11 @@ def _run(
     if bid_cols is not None:
         for c in bid_cols:
             shape = (count, 2) if c in ev.STRING_COLUMNS else (count,)
-            bid_out[c] = np.empty(shape, dtype=np.uint64 if c in ev.STRING_COLUMNS else np.int64)
-    bid_pos = np.empty(count if bid_cols is not None and with_positions else 0, dtype=np.int64)
+            dtype = np.uint64 if c in ev.STRING_COLUMNS else np.int64
+            bid_out[c] = _OUTPUT.empty(shape, dtype)
+    bid_pos = _OUTPUT.empty(count if bid_cols is not None and with_positions else 0, np.int64)
     nb = 0
-    scratch = Scratch(_wk.STEP)
+    scratch = _scratch()
     picked: dict[str, list[tuple[np.ndarray, ...]]] = {"person": [], "auction": []}
     kinds: list[np.ndarray] = []
     times: list[np.ndarray] = []
@@ -86,7 +101,7 @@ def _run(
             m = len(bids.idx)
             dest = {c: a[nb : nb + m] for c, a in bid_out.items()}
             tb = bids.times(out=dest.get("dateTime"))
-            ev.bids(config, p, keys, bids.e, tb, bid_cols, out=dest, tmp=scratch)
+            ev.bids(config, p, keys, bids.bid_ids, tb, bid_cols, out=dest, tmp=scratch)
             if with_positions:
                 np.add(bids.idx, step.start, out=bid_pos[nb : nb + m])
             nb += m
@@ -99,7 +114,7 @@ def _run(
     positions: dict[str, np.ndarray] = {}
     if bid_cols is not None:
         columns["bid"] = {
-            c: StrColumn(a[:nb], _bid_pool(p, c)) if c in ev.STRING_COLUMNS else a[:nb]
+            c: StrColumn(a[:nb], _bid_buffer(p, c)) if c in ev.STRING_COLUMNS else a[:nb]
             for c, a in bid_out.items()
         }
         positions["bid"] = bid_pos[:nb] if with_positions else bid_pos
@@ -179,21 +194,22 @@ def generate_events(
     return {k: _frame(data[k], pos[k] if with_event_id else None) for k in _KINDS}
 
 
-def _struct(cols: dict[str, ev.Column], where: np.ndarray, mask: np.ndarray, n: int) -> pa.Array:
-    """A struct column of n rows holding ``cols`` at rows ``where``, NULL elsewhere."""
+def _struct(cols: dict[str, ev.Column], mask: np.ndarray) -> pa.Array:
+    """A struct column holding ``cols`` at the rows where ``mask`` is set, NULL elsewhere."""
+    n = len(mask)
     validity = pa.py_buffer(np.packbits(mask, bitorder="little"))
-    nulls = n - len(where)
+    nulls = n - int(np.count_nonzero(mask))
     children, fields = [], []
     for name, col in cols.items():
         if isinstance(col, StrColumn):
             views = np.zeros(n, dtype=np.complex128)  # 16-byte items; zero = the empty string
-            views[where] = col.views.view(np.complex128).ravel()
-            child = StrColumn(views.view(np.uint64).reshape(n, 2), col.pool).to_arrow(
+            views[mask] = col.views.view(np.complex128).ravel()
+            child = StrColumn(views.view(np.uint64).reshape(n, 2), col.buffer).to_arrow(
                 validity, nulls
             )
         else:
             values = np.zeros(n, dtype=np.int64)
-            values[where] = col
+            values[mask] = col
             typ = pa.timestamp("ms") if name in ev.TIME_COLUMNS else pa.int64()
             child = pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(values)], nulls)
         children.append(child)
@@ -220,7 +236,7 @@ def generate_union(
     data, pos, kind, t = _run(config, first, n, dict(_COLUMNS), keep_kinds=True)
     series = [pl.Series("event_type", kind)]
     for code, k in enumerate(_KINDS):
-        struct = _struct(data[k], pos[k] - first, kind == code, n)
+        struct = _struct(data[k], kind == code)
         series.append(pl.Series(k, pl.from_arrow(struct)))
     series.append(pl.Series("dateTime", t).cast(pl.Datetime("ms")))
     if with_event_id:
