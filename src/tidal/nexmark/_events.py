@@ -8,7 +8,8 @@ changes another column's values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,7 +249,8 @@ class BidIds:
     Draws need ``e·φ`` and ids need the epoch ``e div T``. Steps of the walk share one layout of
     base ids and differ by a shift that is a multiple of T, which moves ``e·φ`` by a constant
     (folded into the draw key) and the epoch by ``shift / T``: computed once for the layout, they
-    cost nothing per step.
+    cost nothing per step. A layout also numbers its few distinct epochs, so that values that
+    depend on the epoch alone (the hot auction and bidder) are a lookup per bid.
     """
 
     e_phi: np.ndarray
@@ -256,23 +258,43 @@ class BidIds:
     epoch: np.ndarray
     """``base div T``."""
     epoch_min: int
-    shift: int
+    total_proportion: int
+    shift: int = 0
+    epochs: np.ndarray | None = None
+    """The distinct values of ``epoch``, sorted, when numbered."""
+    epoch_index: np.ndarray | None = None
+    """Per bid, the position of its epoch in ``epochs``."""
 
     @classmethod
-    def of(cls, e: np.ndarray, total_proportion: int, tmp: dr.Alloc = dr.fresh) -> BidIds:
+    def of(
+        cls, e: np.ndarray, total_proportion: int, tmp: dr.Alloc = dr.fresh, numbered: bool = False
+    ) -> BidIds:
         n = len(e)
         e_phi = np.multiply(e.view(np.uint64), dr.PHI, out=tmp(n, np.uint64))
         epoch = np.floor_divide(e, total_proportion, out=tmp(n))
-        return cls(e_phi, epoch, int(epoch.min()) if n else 0, 0)
+        epochs, index = np.unique(epoch, return_inverse=True) if numbered else (None, None)
+        return cls(e_phi, epoch, int(epoch.min()) if n else 0, total_proportion, 0, epochs, index)
 
     def shifted(self, shift: int) -> BidIds:
-        return BidIds(self.e_phi, self.epoch, self.epoch_min, self.shift + shift)
+        return dataclasses.replace(self, shift=self.shift + shift)
 
     def __len__(self) -> int:
         return len(self.epoch)
 
+    @property
+    def epoch_shift(self) -> int:
+        return self.shift // self.total_proportion
+
     def draw(self, key: np.uint64, tmp: dr.Alloc) -> np.ndarray:
         return dr.draw_phi(self.e_phi, dr.shifted_key(key, self.shift), tmp)
+
+    def per_epoch(self, f: Callable[[np.ndarray], np.ndarray], tmp: dr.Alloc) -> np.ndarray:
+        """``f(epoch)`` per bid for an elementwise function f: a lookup when epochs are numbered."""
+        if self.epochs is None:
+            return f(np.add(self.epoch, self.epoch_shift, out=tmp(len(self))))
+        return f(self.epochs + self.epoch_shift).take(
+            self.epoch_index, out=tmp(len(self)), mode="clip"
+        )
 
 
 def bids(
@@ -296,21 +318,14 @@ def bids(
     with dr.scope(tmp):
         if want & {"auction", "bidder"}:
             h0 = ids.draw(keys[B0], tmp)
-            epoch_shift = ids.shift // config.total_proportion
         if want & {"bidder", "price"}:
             h1 = ids.draw(keys[B1], tmp)
         if "auction" in want:
             with dr.scope(tmp):
-                dest = _dest(out, "auction", n)
-                res["auction"] = _bid_auction(
-                    config, ids.epoch, ids.epoch_min, epoch_shift, h0, dest, tmp
-                )
+                res["auction"] = _bid_auction(config, ids, h0, _dest(out, "auction", n), tmp)
         if "bidder" in want:
             with dr.scope(tmp):
-                dest = _dest(out, "bidder", n)
-                res["bidder"] = _bid_bidder(
-                    config, ids.epoch, ids.epoch_min, epoch_shift, h0, h1, dest, tmp
-                )
+                res["bidder"] = _bid_bidder(config, ids, h0, h1, _dest(out, "bidder", n), tmp)
         if "price" in want:
             with dr.scope(tmp):
                 res["price"] = dr.price_of(h1, 32, out=out.get("price"), tmp=tmp)
@@ -339,48 +354,51 @@ def _dest(out: dict[str, np.ndarray], name: str, n: int) -> np.ndarray:
 
 
 def _bid_auction(
-    config: NexmarkConfig, epoch: np.ndarray, epoch_min: int, epoch_shift: int, h0: np.ndarray,
-    dest: np.ndarray, tmp: dr.Alloc,
-) -> np.ndarray:  # fmt: skip
+    config: NexmarkConfig, ids: BidIds, h0: np.ndarray, dest: np.ndarray, tmp: dr.Alloc
+) -> np.ndarray:
     """bid.auction: the hot auction's block (field 0 of h0) or a recent auction (hi32 of h0)."""
     A, window = config.auction_proportion, config.in_flight_auctions
-    n = len(epoch)
-    # the newest auction: a bid follows its epoch's A auctions
-    last_a = np.multiply(epoch, A, out=tmp(n))
-    last_a += A * epoch_shift + A - 1 + FIRST_AUCTION_ID
-    if A * (epoch_min + epoch_shift) + A - 1 >= window:  # the usual case: a full window
+    n = len(ids)
+
+    def last_auction(epoch: np.ndarray) -> np.ndarray:  # a bid follows its epoch's A auctions
+        return A * epoch + (A - 1)
+
+    def hot_block(epoch: np.ndarray) -> np.ndarray:  # FIRST_AUCTION_ID is a block start
+        return FIRST_AUCTION_ID + last_auction(epoch) // HOT_BLOCK * HOT_BLOCK
+
+    if last_auction(ids.epoch_min + ids.epoch_shift) >= window:  # usual: a full window
         cold = dr.hi32_below(h0, window + 1 + AUCTION_ID_LEAD, tmp)
-        cold += last_a
-        cold -= window
+        cold += np.multiply(ids.epoch, A, out=tmp(n))
+        cold += last_auction(ids.epoch_shift) - window + FIRST_AUCTION_ID
     else:
-        cold = FIRST_AUCTION_ID + recent_auction(config, last_a - FIRST_AUCTION_ID, h0)
-    hot = np.floor_divide(last_a, HOT_BLOCK, out=last_a)  # FIRST_AUCTION_ID is a block start
-    hot *= HOT_BLOCK
+        last_a = last_auction(ids.epoch + ids.epoch_shift)
+        cold = FIRST_AUCTION_ID + recent_auction(config, last_a, h0)
+    hot = ids.per_epoch(hot_block, tmp)
     return dr.select(dr.cold_mask(h0, 0, config.hot_auction_ratio, tmp), hot, cold, dest)
 
 
 def _bid_bidder(
-    config: NexmarkConfig, epoch: np.ndarray, epoch_min: int, epoch_shift: int, h0: np.ndarray,
-    h1: np.ndarray, dest: np.ndarray, tmp: dr.Alloc,
+    config: NexmarkConfig, ids: BidIds, h0: np.ndarray, h1: np.ndarray, dest: np.ndarray,
+    tmp: dr.Alloc,
 ) -> np.ndarray:  # fmt: skip
     """bid.bidder: the hot bidder (field 1 of h0) or a recent person (lo32 of h1)."""
     P, active, offset = config.person_proportion, config.active_people, config.bidder_offset
-    n = len(epoch)
-    # the newest person: a bid follows its epoch's P persons
-    if P == 1:
-        last_p = np.add(epoch, epoch_shift, out=tmp(n))
-    else:
-        last_p = np.multiply(epoch, P, out=tmp(n))
-        last_p += P * epoch_shift + P - 1
-    if P * (epoch_min + epoch_shift) + P >= active:  # the usual case: a full window
+    n = len(ids)
+
+    def last_person(epoch: np.ndarray) -> np.ndarray:  # a bid follows its epoch's P persons
+        return P * epoch + (P - 1)
+
+    def hot_bidder(epoch: np.ndarray) -> np.ndarray:  # + 1: apart from the hot seller
+        return offset + 1 + last_person(epoch) // HOT_BLOCK * HOT_BLOCK
+
+    if last_person(ids.epoch_min + ids.epoch_shift) + 1 >= active:  # usual: a full window
         cold = dr.lo32_below(h1, active + PERSON_ID_LEAD, tmp)
-        cold += last_p
-        cold += 1 - active + offset
+        cold += ids.epoch if P == 1 else np.multiply(ids.epoch, P, out=tmp(n))
+        cold += last_person(ids.epoch_shift) + 1 - active + offset
     else:
+        last_p = last_person(ids.epoch + ids.epoch_shift)
         cold = offset + recent_person(config, last_p, h1)
-    hot = np.floor_divide(last_p, HOT_BLOCK, out=last_p)
-    hot *= HOT_BLOCK
-    hot += 1 + offset  # + 1 keeps the hot bidder apart from the hot seller
+    hot = ids.per_epoch(hot_bidder, tmp)
     return dr.select(dr.cold_mask(h0, 1, config.hot_bidders_ratio, tmp), hot, cold, dest)
 
 

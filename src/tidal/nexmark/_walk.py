@@ -114,7 +114,7 @@ class _Layout:
         for k in (PERSON, AUCTION, BID):
             idx = np.flatnonzero(self.kind == k)
             self.by_kind[k] = (idx, e[idx], n[idx], self.rel[idx])
-        self.bid_ids = BidIds.of(e[self.by_kind[BID][0]], config.total_proportion)
+        self.bid_ids = BidIds.of(e[self.by_kind[BID][0]], config.total_proportion, numbered=True)
 
 
 @functools.lru_cache(maxsize=16)
