@@ -34,11 +34,12 @@ def count_char(s: pl.Series, c: pl.Series) -> pl.Series:
     return s.str.count_matches(c[0], literal=True).cast(pl.Int64)
 
 
-def run_query(name: str, max_batch_rows: int = 7_919) -> pl.DataFrame:
-    """Run queries/nexmark/<name>.sql, its INSERT captured instead of sent to the blackhole."""
+def run_query(name: str, max_batch_rows: int = 7_919, tables: str | None = None) -> pl.DataFrame:
+    """Run queries/nexmark/<name>.sql, its INSERT captured instead of sent to the blackhole,
+    over ``tables`` (DDL of the bid, auction and person tables or views; default tidal's)."""
     flow = td.Flow(name)
     flow.register_function("count_char", count_char, return_type="BIGINT")
-    flow.sql(ddl(events=EVENTS, out_of_order_group=OOO))
+    flow.sql(tables or ddl(events=EVENTS, out_of_order_group=OOO))
     session = session_for(flow)
     out = td.sinks.memory()
     columns: list[str] = []

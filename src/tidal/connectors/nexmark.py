@@ -1,5 +1,7 @@
 """The Nexmark generator (shared/NEXMARK.md) as a source: one view (``bid``, ``auction`` or
-``person``) of the seeded, vectorized stream of :mod:`tidal.nexmark`.
+``person``) of the seeded, vectorized stream of :mod:`tidal.nexmark`, or the one interleaved
+table of all three (:func:`nexmark_union`, Flink's ``datagen`` table: ``event_type`` and the
+``person``, ``auction`` and ``bid`` ROWs).
 
 The source has one partition holding the merged stream of all G generators (k-major, as
 NEXMARK.md 3.7 defines it). Its position is the merged event number reached, so a
@@ -25,11 +27,11 @@ import polars as pl
 
 from tidal.connectors.base import Source, SourceContext, SourcePartition
 from tidal.errors import ConfigError
-from tidal.nexmark import NexmarkConfig, generate_bids
+from tidal.nexmark import NexmarkConfig, generate_bids, generate_union
 from tidal.nexmark._events import AUCTION_COLUMNS, BID_COLUMNS, PERSON_COLUMNS
 from tidal.nexmark.generate import _frame, _run
 
-__all__ = ["KINDS", "Nexmark", "nexmark"]
+__all__ = ["KINDS", "Nexmark", "NexmarkUnion", "nexmark", "nexmark_union"]
 
 KINDS: dict[str, tuple[str, ...]] = {
     "bid": tuple(BID_COLUMNS), "auction": tuple(AUCTION_COLUMNS), "person": tuple(PERSON_COLUMNS),
@@ -38,7 +40,7 @@ _EVENTS_PER_POLL_MAX = 1 << 20
 
 
 class _NexmarkPartition(SourcePartition):
-    def __init__(self, src: Nexmark, position: int | None) -> None:
+    def __init__(self, src: Nexmark | NexmarkUnion, position: int | None) -> None:
         self.src = src
         self.k = int(position or 0)
 
@@ -117,3 +119,81 @@ def nexmark(kind: str = "bid", *, events: int = 0, rate: float = 10_000.0, gener
         config = NexmarkConfig(events=events, rate=rate, generators=generators,
                                out_of_order_group=out_of_order_group, seed=seed, **options)
     return Nexmark(kind, config, columns, event_id)
+
+
+UNION_COLUMNS = ("event_type", "person", "auction", "bid", "dateTime", "event_id")
+"""The columns of the interleaved table, in :func:`tidal.nexmark.generate_union`'s order."""
+
+
+class NexmarkUnion(Source):
+    """The interleaved Nexmark table configured by ``config`` (see :func:`nexmark_union`)."""
+
+    name = "nexmark"
+    events_per_row = 1
+
+    def __init__(self, config: NexmarkConfig, columns: Sequence[str] | None = None,
+                 fields: dict[str, Sequence[str]] | None = None,
+                 types: dict[str, pl.DataType] | None = None) -> None:
+        cols = tuple(UNION_COLUMNS[:4] if columns is None else columns)
+        unknown = [c for c in cols if c not in UNION_COLUMNS]
+        if unknown:
+            raise ConfigError(f"the Nexmark table has no column(s) {unknown}; its columns are "
+                              f"{list(UNION_COLUMNS)}")
+        fields = {k: tuple(v) for k, v in (fields or {}).items()}
+        for kind, names in fields.items():
+            bad = [f for f in names if f not in KINDS.get(kind, ())]
+            if bad:
+                raise ConfigError(f"the Nexmark {kind} ROW has no field(s) {bad}; its fields "
+                                  f"are {list(KINDS.get(kind, ()))}")
+        self.config, self.columns, self.types = config, cols, dict(types or {})
+        self._select: list[pl.Expr] = []
+        for c in cols:
+            e = pl.col(c)
+            if c in fields and fields[c] != KINDS[c]:  # fewer or reordered fields
+                e = pl.when(e.is_not_null()).then(pl.struct([e.struct.field(f) for f in fields[c]]))
+            self._select.append(e.cast(self.types[c]).alias(c) if c in self.types else e.alias(c))
+
+    def generate(self, start: int, count: int) -> pl.DataFrame:
+        """The table's rows for merged events ``[start, start + count)``."""
+        frame = generate_union(self.config, start, count, with_event_id="event_id" in self.columns)
+        return frame.select(self._select)
+
+    def partitions(self) -> list[str]:
+        return ["0"]
+
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        return _NexmarkPartition(self, position)
+
+    def schema(self) -> pl.Schema:
+        return self.generate(0, 0).schema
+
+    @property
+    def bounded(self) -> bool:
+        return self.config.events > 0
+
+
+def nexmark_union(*, events: int = 0, rate: float = 10_000.0, generators: int = 1,
+                  out_of_order_group: int = 1, seed: int = 0, columns: Sequence[str] | None = None,
+                  fields: dict[str, Sequence[str]] | None = None,
+                  config: NexmarkConfig | None = None, **options: Any) -> NexmarkUnion:
+    """The one interleaved Nexmark table (NEXMARK.md 2.1): ``event_type`` (0 person, 1 auction,
+    2 bid) and the ``person``, ``auction`` and ``bid`` structs, exactly one non-NULL per row.
+
+    ``columns`` picks from ``event_type, person, auction, bid, dateTime, event_id`` (the
+    populated record's time and the arrival position); ``fields`` keeps some fields of a
+    struct, in the order given. It costs more than one view (:func:`nexmark`): every event
+    is built, with all its fields.
+
+    >>> import tidal as td
+    >>> from tidal.connectors.nexmark import nexmark_union
+    >>> flow = td.Flow("union")
+    >>> out = td.sinks.memory()
+    >>> flow.source(nexmark_union(events=100, fields={"bid": ["auction", "price"]})).sink(out)
+    >>> _ = flow.run(quiet=True)
+    >>> out.frame().filter(event_type=2)["bid"].struct.field("price").len()
+    92
+    """
+    if config is None:
+        config = NexmarkConfig(events=events, rate=rate, generators=generators,
+                               out_of_order_group=out_of_order_group, seed=seed, **options)
+    return NexmarkUnion(config, columns, fields)

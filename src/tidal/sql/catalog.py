@@ -127,10 +127,6 @@ def table_from_ddl(node: exp.Create) -> TableDef:
             elif item.kind is None:
                 raise error(f"column {col!r} of {name!r} has no type", item)
             else:
-                if isinstance(item.kind, exp.DataType) and item.kind.this == exp.DType.STRUCT:
-                    raise unsupported(f"the ROW type of column {col!r}", item,
-                                      "flatten nested records into columns (the nexmark "
-                                      "connector gives the bid, auction and person views)")
                 columns[col] = sql_type(item.kind)
                 if any(isinstance(c.kind, exp.PrimaryKeyColumnConstraint) for c in item.constraints):
                     pk = [col]
@@ -209,4 +205,6 @@ def describe_type(dtype: pl.DataType) -> str:
         return f"DECIMAL({dtype.precision}, {dtype.scale})"
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMP_LTZ(3)" if dtype.time_zone else "TIMESTAMP(3)"
+    if isinstance(dtype, pl.Struct):  # Flink's spelling: ROW<`id` BIGINT, `name` STRING>
+        return "ROW<" + ", ".join(f"`{f.name}` {describe_type(f.dtype)}" for f in dtype.fields) + ">"
     return names.get(type(dtype), str(dtype))

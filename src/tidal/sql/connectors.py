@@ -10,6 +10,7 @@ module: call :func:`register`.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,24 +87,101 @@ def register(connector: Connector) -> None:
 
 
 # -- nexmark ---------------------------------------------------------------------------------
+# Flink's nexmark connector options (NexmarkSourceOptions) → NexmarkConfig fields
+_FLINK_NEXMARK_INTS = {"person.proportion": "person_proportion",
+                       "auction.proportion": "auction_proportion",
+                       "bid.proportion": "bid_proportion",
+                       "bid.hot-ratio.auctions": "hot_auction_ratio",
+                       "bid.hot-ratio.bidders": "hot_bidders_ratio",
+                       "auction.hot-ratio.sellers": "hot_sellers_ratio"}
+_FLINK_NEXMARK_SIZES = {"person.avg-size": "avg_person_bytes",
+                        "auction.avg-size": "avg_auction_bytes", "bid.avg-size": "avg_bid_bytes"}
+
+
+def _nexmark_config(t: TableOptions) -> dict[str, Any]:
+    """The generator's settings from tidal's option names or Flink's."""
+    events = t.get("events") or t.get("events.num") or "0"
+    rate = t.get("rate")
+    first, nxt = t.get("first-event.rate"), t.get("next-event.rate")
+    if first is not None and nxt is not None and float(first) != float(nxt):
+        raise ConfigError(f"table {t.table!r}: 'first-event.rate' = {first!r} and "
+                          f"'next-event.rate' = {nxt!r} differ; tidal's Nexmark rate is constant "
+                          "(set one 'rate')")
+    if (t.get("rate.limited") or "false").lower() != "false":
+        raise ConfigError(f"table {t.table!r}: 'rate.limited' = 'true' (pacing to the wall "
+                          "clock) is not supported; the generator runs at full speed as in all "
+                          "published Nexmark runs")
+    t.get("rate.shape")  # Flink's generator ignores it too: the rate is constant
+    try:
+        out: dict[str, Any] = {
+            "events": int(events), "rate": float(rate or first or nxt or 10_000),
+            "generators": t.integer("generators", 1),
+            "out_of_order_group": t.integer("out-of-order-group", 1), "seed": t.integer("seed", 0)}
+    except ValueError:
+        raise ConfigError(f"table {t.table!r}: 'events' must be an integer and 'rate' a number, "
+                          f"not {events!r} / {rate or first!r}") from None
+    for key, name in _FLINK_NEXMARK_INTS.items():
+        if key in t.options:
+            out[name] = t.integer(key, 0)
+    for key, name in _FLINK_NEXMARK_SIZES.items():
+        value = t.get(key)
+        if value is not None:
+            m = re.fullmatch(r"\s*(\d+)\s*(b|bytes|kb|k)?\s*", value.lower())
+            if m is None:
+                raise ConfigError(f"table {t.table!r}: {key!r} = {value!r} is not a size such "
+                                  "as '200b' or '1kb'")
+            out[name] = int(m[1]) * (1024 if m[2] in ("kb", "k") else 1)
+    if t.integer("base-time", 0):  # 0 is Flink's "wall clock"; tidal keeps its fixed base
+        out["base_time"] = t.integer("base-time", 0)
+    return out
+
+
 def _nexmark(t: TableOptions) -> Source:
     from tidal.connectors.nexmark import KINDS, nexmark
 
+    if "event_type" in t.columns or any(isinstance(d, pl.Struct) for d in t.columns.values()):
+        return _nexmark_union(t)
     kind = t.get("kind") or (t.table if t.table in KINDS else None)
     if kind is None:
         raise ConfigError(f"table {t.table!r}: say which Nexmark view it is with 'kind' = "
-                          "'bid' | 'auction' | 'person'")
+                          "'bid' | 'auction' | 'person', or declare Flink's one table (event_type "
+                          "INT, person ROW<...>, auction ROW<...>, bid ROW<...>)")
     cols = [c for c in t.columns if c in KINDS.get(kind, ())]
     extra = [c for c in t.columns if c not in KINDS.get(kind, ()) and c != "event_id"]
     if extra:
         raise ConfigError(f"table {t.table!r}: the Nexmark {kind} view has no column(s) "
                           f"{extra}; its columns are {list(KINDS.get(kind, ()))}")
-    return nexmark(
-        kind, events=t.integer("events", 0), rate=float(t.get("rate") or 10_000),
-        generators=t.integer("generators", 1),
-        out_of_order_group=t.integer("out-of-order-group", 1), seed=t.integer("seed", 0),
-        columns=cols, event_id="event_id" in t.columns,
-    )
+    return nexmark(kind, columns=cols, event_id="event_id" in t.columns, **_nexmark_config(t))
+
+
+def _nexmark_union(t: TableOptions) -> Source:
+    """Flink's ``datagen`` table: ``event_type`` and the ``person``, ``auction``, ``bid`` ROWs."""
+    from tidal.connectors.nexmark import KINDS, UNION_COLUMNS, NexmarkUnion
+    from tidal.nexmark import NexmarkConfig
+
+    if t.get("kind") is not None:
+        raise ConfigError(f"table {t.table!r}: 'kind' picks one view, but the table declares "
+                          "the interleaved columns (event_type, person, auction, bid); drop "
+                          "'kind', or declare the view's columns")
+    extra = [c for c in t.columns if c not in UNION_COLUMNS]
+    if extra:
+        raise ConfigError(f"table {t.table!r}: the Nexmark table has no column(s) {extra}; its "
+                          f"columns are {list(UNION_COLUMNS)}")
+    fields: dict[str, list[str]] = {}
+    for kind in KINDS:
+        dtype = t.columns.get(kind)
+        if dtype is None:
+            continue
+        if not isinstance(dtype, pl.Struct):
+            raise ConfigError(f"table {t.table!r}: column {kind!r} must be a ROW of the "
+                              f"{kind}'s fields ({', '.join(KINDS[kind])}), not {dtype}")
+        fields[kind] = [f.name for f in dtype.fields]
+        missing = [f for f in fields[kind] if f not in KINDS[kind]]
+        if missing:
+            raise ConfigError(f"table {t.table!r}: the {kind} ROW has no field(s) {missing}; "
+                              f"its fields are {', '.join(KINDS[kind])}")
+    return NexmarkUnion(NexmarkConfig(**_nexmark_config(t)), list(t.columns), fields,
+                        dict(t.columns))
 
 
 # -- files -----------------------------------------------------------------------------------

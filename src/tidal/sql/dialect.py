@@ -11,7 +11,9 @@ what Flink scripts use and RisingWave does not:
 - the legacy group windows ``GROUP BY SESSION(c, INTERVAL ...)`` (SESSION is a keyword in
   PostgreSQL);
 - ``MATCH_RECOGNIZE (... PATTERN (...) WITHIN INTERVAL ... DEFINE ...)``
-  (:func:`tidal.sql.match_recognize.parse_match_recognize`).
+  (:func:`tidal.sql.match_recognize.parse_match_recognize`);
+- the column types ``ROW<name TYPE, ...>`` and ``ROW(name TYPE, ...)``, parsed as sqlglot's
+  STRUCT (``ROW(1, 'a')`` in an expression stays a row constructor).
 
 >>> import sqlglot
 >>> q = sqlglot.parse_one("SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), "
@@ -94,6 +96,15 @@ def _parse_window_function(self: Any, kind: str) -> exp.Expr:
                                      expressions=intervals, partition=partition))
 
 
+def _row_as_struct(parser: Any, ahead: int) -> None:
+    """Retag the token ``ahead`` of the current one as STRUCT when it is ``ROW`` followed by
+    ``<`` or ``(``: sqlglot parses ``STRUCT<...>``/``STRUCT(...)`` types, not Flink's ROW."""
+    tokens, i = parser._tokens, parser._index + ahead
+    if i + 1 < len(tokens) and tokens[i].token_type == TokenType.ROW and \
+            tokens[i + 1].token_type in (TokenType.LT, TokenType.L_PAREN):
+        tokens[i].token_type = TokenType.STRUCT
+
+
 class FlinkParser(RisingWaveParser):
     FUNC_TOKENS = {*RisingWaveParser.FUNC_TOKENS, TokenType.SESSION}
     FUNCTION_PARSERS = {
@@ -101,6 +112,16 @@ class FlinkParser(RisingWaveParser):
         **{k: (lambda kind: lambda self: _parse_window_function(self, kind))(k)
            for k in TVF_NAMES},
     }
+
+    def _parse_types(self, check_func: bool = False, schema: bool = False,
+                     allow_identifiers: bool = True, with_collation: bool = False) -> Any:
+        if schema:  # a column's type: ROW(...) here is a type, not a row constructor
+            _row_as_struct(self, 0)
+        return super()._parse_types(check_func, schema, allow_identifiers, with_collation)
+
+    def _parse_struct_types(self, type_required: bool = False) -> Any:
+        _row_as_struct(self, 1)  # `name ROW<...>`: a field of a ROW type that is a ROW itself
+        return super()._parse_struct_types(type_required)
 
     def _parse_match_recognize(self) -> exp.MatchRecognize | None:
         from tidal.sql.match_recognize import parse_match_recognize

@@ -50,6 +50,52 @@ class Scope:
     replace: dict[str, pl.Expr] = field(default_factory=dict)
     """SQL text of a sub-expression → the column holding it (group keys, aggregates)."""
 
+    def field_access(self, node: exp.Column) -> tuple[Field, list[str], pl.DataType] | None:
+        """``col.field`` / ``tbl.col.field`` (deeper for nested ROWs): the ROW column, the path
+        of field names and the field's type; None when ``node`` is a plain column reference.
+
+        As in Flink, a leading name that is a table or alias in scope qualifies a column;
+        otherwise it is a column and the names after it select fields.
+        """
+        parts = [p.name for p in node.parts]
+        if len(parts) < 2 or isinstance(node.this, exp.Star):
+            return None
+        quals = {f.qualifier for f in self.fields if f.qualifier}
+        if parts[0] in quals:
+            if len(parts) == 2:
+                return None
+            qual, base, path = parts[0], parts[1], parts[2:]
+        else:
+            qual, base, path = None, parts[0], parts[1:]
+        if not any(f.name == base and (qual is None or f.qualifier == qual) for f in self.fields):
+            rows = [f.name for f in self.fields if isinstance(self.schema.get(f.column), pl.Struct)]
+            if qual is not None or not rows:
+                return None  # resolve() names what is unknown
+            tables = sorted(quals)
+            raise error(f"unknown table, alias or ROW column {base!r} in {'.'.join(parts)}"
+                        f"{did_you_mean(base, [*tables, *rows])} (tables: "
+                        f"{', '.join(tables) or 'none'}; ROW columns: {', '.join(rows)})", node)
+        col = self.resolve(exp.column(base, qual, quoted=True))
+        dtype = self.schema[col.column]
+        shown = ".".join([*([qual] if qual else []), base])
+        for name in path:
+            if not isinstance(dtype, pl.Struct):
+                from tidal.sql.catalog import describe_type
+
+                alone = "; no table or alias of that name is in scope" if shown == base else ""
+                raise error(f"{shown!r} is not a ROW (its type is {describe_type(dtype)}), so it "
+                            f"has no field {name!r}{alone}", node)
+            fields = {f.name: f.dtype for f in dtype.fields}
+            if name not in fields:
+                hint = did_you_mean(name, list(fields))
+                if not hint:
+                    lower = [n for n in fields if n.lower() == name.lower()]
+                    hint = f"; did you mean {lower[0]!r}? (names are case-sensitive)" if lower else ""
+                raise error(f"unknown field {name!r} of the ROW column {shown!r}{hint} "
+                            f"(fields: {', '.join(fields)})", node)
+            dtype, shown = fields[name], f"{shown}.{name}"
+        return col, path, dtype
+
     def resolve(self, node: exp.Column) -> Field:
         name, qual = node.name, node.table or None
         hits = [f for f in self.fields
@@ -62,6 +108,10 @@ class Scope:
             quals = ", ".join(sorted(f"{f.qualifier}.{name}" for f in hits if f.qualifier))
             raise error(f"column {name!r} is ambiguous; qualify it ({quals})", node)
         if qual is not None and not any(f.qualifier == qual for f in self.fields):
+            if self.field_access(node) is not None:  # a ROW field where only columns may go
+                raise unsupported(f"the ROW field {'.'.join(p.name for p in node.parts)} here",
+                                  node, f"select it as a column first (SELECT {node.sql()} AS "
+                                  f"{name} ... in a subquery or view) and use {name}")
             tables = sorted({f.qualifier for f in self.fields if f.qualifier})
             raise error(f"unknown table or alias {qual!r} in {qual}.{name}"
                         f"{did_you_mean(qual, tables)} (in scope: {', '.join(tables) or 'none'})",
@@ -96,13 +146,16 @@ _TYPES: dict[str, pl.DataType] = {
 
 
 def sql_type(dt: exp.DataType) -> pl.DataType:
-    """The Polars type of a SQL type (``TIMESTAMP(3)`` → ``Datetime('ms')``, UTC)."""
+    """The Polars type of a SQL type (``TIMESTAMP(3)`` → ``Datetime('ms')``, UTC;
+    ``ROW<a INT, ...>`` → ``Struct``)."""
     name = dt.this.name if hasattr(dt.this, "name") else str(dt.this)
     name = name.upper()
     params = [int(p.this.this) for p in dt.expressions if isinstance(p, exp.DataTypeParam)
               and isinstance(p.this, exp.Literal)]
     if name in _TYPES:
         return _TYPES[name]
+    if dt.this == exp.DType.STRUCT:  # ROW<name TYPE, ...>
+        return pl.Struct([pl.Field(f.name, sql_type(f.kind)) for f in dt.expressions])
     if name in ("DECIMAL", "NUMERIC", "DEC"):
         p = params[0] if params else 10
         s = params[1] if len(params) > 1 else 0
@@ -210,6 +263,13 @@ class Translator:
     def _column(self, node: exp.Column) -> pl.Expr:
         if isinstance(node.this, exp.Star):
             raise error("* is only allowed in SELECT lists and COUNT(*)", node)
+        access = self.scope.field_access(node)
+        if access is not None:
+            col, path, _ = access
+            out = pl.col(col.column)
+            for name in path:
+                out = out.struct.field(name)
+            return out
         return pl.col(self.scope.resolve(node).column)
 
     def _literal(self, node: exp.Literal) -> pl.Expr:

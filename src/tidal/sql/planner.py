@@ -822,7 +822,7 @@ class Planner:
             exprs.append(e)
             names.append(name or f"EXPR${i}")
             col = None
-            if isinstance(inner, exp.Column):
+            if _plain_column(scope, inner):
                 col = scope.resolve(inner).column if inner.sql() not in scope.replace else None
             elif inner.sql() in scope.replace and scope.replace[inner.sql()].meta.is_column():
                 col = scope.replace[inner.sql()].meta.output_name()  # a GROUP BY expression
@@ -897,9 +897,9 @@ class Planner:
                                   "add window_start, window_end to GROUP BY")
             spec = rel.window[1]
         elif legacy is None:
-            starts = [k for k in key_nodes if isinstance(k, exp.Column)
+            starts = [k for k in key_nodes if _plain_column(scope, k)
                       and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "start"]
-            ends = [k for k in key_nodes if isinstance(k, exp.Column)
+            ends = [k for k in key_nodes if _plain_column(scope, k)
                     and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "end"]
             if starts and ends:
                 s_col, e_col = scope.resolve(starts[0]).column, scope.resolve(ends[0]).column
@@ -926,7 +926,7 @@ class Planner:
         key_cols: list[str] = []
         replace_: dict[str, pl.Expr] = {}
         for k in key_nodes:
-            if isinstance(k, exp.Column):
+            if _plain_column(scope, k):
                 col = scope.resolve(k).column
             else:
                 col = self._name("key")
@@ -1057,7 +1057,7 @@ class Planner:
             raise error(f"the aggregate {call.name}() takes at least one argument", call)
         cols = []
         for i, arg in enumerate(call.expressions):
-            if isinstance(arg, exp.Column):
+            if _plain_column(tr.scope, arg):
                 cols.append(tr.scope.resolve(arg).column)
             else:
                 cols.append(f"{out}_in{i}")
@@ -1099,7 +1099,7 @@ class Planner:
         if cond is not None:
             value = pl.when(cond).then(value).otherwise(None)
         src: str
-        if not star and cond is None and isinstance(arg, exp.Column):
+        if not star and cond is None and _plain_column(tr.scope, arg):
             src = tr.scope.resolve(arg).column
         else:
             src = out + "_in"
@@ -1262,9 +1262,16 @@ def _side(e: exp.Expr, left: Scope, right: Scope) -> str | None:
     return sides.pop() if len(sides) == 1 else None
 
 
+def _plain_column(scope: Scope, e: exp.Expr) -> bool:
+    """Whether ``e`` names a column (``person.id`` may be a field of the ROW column ``person``,
+    which is computed like an expression)."""
+    return isinstance(e, exp.Column) and scope.field_access(e) is None
+
+
 def _resolves(scope: Scope, c: exp.Column) -> bool:
     try:
-        scope.resolve(c)
+        if scope.field_access(c) is None:
+            scope.resolve(c)
         return True
     except Exception:
         return False
