@@ -455,3 +455,23 @@ def test_batches_dropped_are_reused() -> None:
     cols = ["auction", "bidder", "price", "dateTime"]
     first = addresses(generate_bids(V1, 0, 400_000, columns=cols))  # the frame is dropped
     assert addresses(generate_bids(V1, 400_000, 400_000, columns=cols)) <= first
+
+
+@pytest.mark.parametrize(
+    ("kind", "columns"),
+    [
+        ("person", ["state", "id"]),
+        ("person", ["extra"]),
+        ("person", ["creditCard", "dateTime"]),
+        ("auction", ["category", "reserve"]),
+        ("auction", ["expires", "id"]),
+        ("auction", ["extra"]),
+        ("bid", ["url", "bidder"]),
+        ("bid", ["price"]),
+    ],
+)
+def test_a_column_subset_is_that_part_of_the_view(kind: str, columns: list[str]) -> None:
+    """Only requested columns are built; each is the same as in the whole view."""
+    source = nexmark(kind, events=10**6, generators=8, rate=1e7, columns=columns)
+    whole = generate_events(source.config, 1234, 100_000)[kind]
+    assert source.generate(1234, 100_000).equals(whole.select(columns))

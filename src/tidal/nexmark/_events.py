@@ -130,13 +130,16 @@ def persons(
 ) -> dict[str, Column]:  # fmt: skip
     """Person fields (3.5) of person events e with event times t."""
     want = set(columns)
-    out: dict[str, Column] = {"id": FIRST_PERSON_ID + last_person(config, e), "dateTime": t}
+    out: dict[str, Column] = {"dateTime": t}
+    if "id" in want:
+        out["id"] = FIRST_PERSON_ID + last_person(config, e)
     need_extra = "extra" in want
-    h0 = dr.draw(e, keys[P0])
-    first, last = dr.below16(dr.field16(h0, 0), 11), dr.below16(dr.field16(h0, 1), 9)
-    name_idx = first * 9 + last
-    city_idx = dr.below16(dr.field16(h0, 2), 10)
-    state_idx = dr.below16(dr.field16(h0, 3), 6)
+    if want & {"name", "city", "state", "extra"}:
+        h0 = dr.draw(e, keys[P0])
+        first, last = dr.below16(dr.field16(h0, 0), 11), dr.below16(dr.field16(h0, 1), 9)
+        name_idx = first * 9 + last
+        city_idx = dr.below16(dr.field16(h0, 2), 10)
+        state_idx = dr.below16(dr.field16(h0, 3), 6)
     if "name" in want:
         out["name"] = pools.names.take(name_idx)
     if "city" in want:
@@ -208,8 +211,11 @@ def auctions(
 ) -> dict[str, Column]:  # fmt: skip
     """Auction fields (3.4–3.6) of auction events e with adjusted numbers n' and times t."""
     want = set(columns)
-    out: dict[str, Column] = {"id": FIRST_AUCTION_ID + last_auction(config, e), "dateTime": t}
-    h0 = dr.draw(e, keys[A0])
+    out: dict[str, Column] = {"dateTime": t}
+    if "id" in want:
+        out["id"] = FIRST_AUCTION_ID + last_auction(config, e)
+    if want & {"seller", "category"}:
+        h0 = dr.draw(e, keys[A0])
     if "seller" in want:
         last_p = last_person(config, e)
         hot = dr.coin(dr.field16(h0, 2), config.hot_sellers_ratio)
@@ -298,11 +304,11 @@ class BidIds:
 
 
 def bids(
-    config: NexmarkConfig, pools: Pools, keys: Keys, ids: BidIds, t: np.ndarray,
+    config: NexmarkConfig, pools: Pools, keys: Keys, ids: BidIds, t: np.ndarray | None,
     columns: Sequence[str] = BID_COLUMNS, out: dict[str, np.ndarray] | None = None,
     tmp: dr.Alloc = dr.fresh,
 ) -> dict[str, Column]:  # fmt: skip
-    """Bid fields (3.4, 3.5) of bid events ``ids`` with event times t.
+    """Bid fields (3.4, 3.5) of bid events ``ids`` with event times t (None without dateTime).
 
     The hot path of the benchmarks: operations are in place and branch-free, temporaries come
     from ``tmp``, and ``out`` may give destination arrays (int64, or (n, 2) uint64 views for

@@ -100,7 +100,7 @@ def _run(
             bids = step.events[_wk.BID]
             m = len(bids.idx)
             dest = {c: a[nb : nb + m] for c, a in bid_out.items()}
-            tb = bids.times(out=dest.get("dateTime"))
+            tb = bids.times(out=dest["dateTime"]) if "dateTime" in dest else None
             ev.bids(config, p, keys, bids.bid_ids, tb, bid_cols, out=dest, tmp=scratch)
             if with_positions:
                 np.add(bids.idx, step.start, out=bid_pos[nb : nb + m])
