@@ -8,12 +8,15 @@ Run single-threaded, as the suite's per-core figures are::
 Each case generates ``--events`` events of profile v1 (G = 8, 10 M/s) in calls of ``--batch``
 events (a source's batch), after one unmeasured warm-up; it prints the median with min–max over
 ``--repeat`` runs. Rates count *events* of the merged stream (all kinds), also for bids-only
-cases, which return the 92 % of them that are bids.
+cases, which return the 92 % of them that are bids. Each batch is dropped before the next call,
+so its output memory is reused (``tidal.nexmark._memory``); ``--keep N`` holds the last N
+batches alive instead, like a consumer that is still using them.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import statistics
@@ -46,11 +49,17 @@ def cases(config: nx.NexmarkConfig) -> dict[str, Callable[[int, int], pl.DataFra
     }
 
 
-def run(fn: Callable[[int, int], object], events: int, batch: int) -> tuple[float, float]:
+def run(
+    fn: Callable[[int, int], object], events: int, batch: int, keep: int = 0
+) -> tuple[float, float]:
     """Wall and CPU seconds to generate [0, events) in calls of ``batch`` events."""
+    kept: collections.deque[object] = collections.deque(maxlen=keep or None)
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, events, batch):
-        fn(start, min(batch, events - start))
+        result = fn(start, min(batch, events - start))
+        if keep:
+            kept.append(result)
+        del result
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -60,6 +69,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000_000, help="events per call")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--keep", type=int, default=0, help="batches held alive (0: none)")
     args = parser.parse_args()
 
     config = nx.NexmarkConfig.profile("v1")
@@ -70,7 +80,7 @@ def main() -> None:
     )
     print(
         f"profile v1: G={config.generators}, rate={config.rate:,.0f}/s; {args.events:,} events "
-        f"in calls of {args.batch:,}; median (min-max) of {args.repeat} runs\n"
+        f"in calls of {args.batch:,}, {args.keep} kept alive; median (min-max) of {args.repeat} runs\n"
     )
     for name, fn in cases(config).items():
         if args.only not in name:
@@ -78,7 +88,7 @@ def main() -> None:
         run(fn, min(args.events, 2 * args.batch), args.batch)  # warm-up: pools, caches, pages
         walls, cpus = [], []
         for _ in range(args.repeat):
-            wall, cpu = run(fn, args.events, args.batch)
+            wall, cpu = run(fn, args.events, args.batch, args.keep)
             walls.append(args.events / wall / 1e6)
             cpus.append(args.events / cpu / 1e6)
         print(

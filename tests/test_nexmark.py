@@ -266,10 +266,11 @@ def test_bids_table_has_exactly_n_bids() -> None:
 
 
 def test_docstring_examples_run() -> None:
+    import tidal.nexmark._memory as memory_mod
     import tidal.nexmark.config as config_mod
     import tidal.nexmark.generate as generate_mod
 
-    for module in (nx, config_mod, generate_mod):
+    for module in (nx, config_mod, generate_mod, memory_mod):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, module.__name__
 

@@ -190,7 +190,7 @@ def generate_events(
     >>> frames["person"]["id"].to_list()
     [1001, 1002]
     """
-    data, pos, _, _ = _run(config, start, count, dict(_COLUMNS))
+    data, pos, _, _ = _run(config, start, count, dict(_COLUMNS), with_positions=with_event_id)
     return {k: _frame(data[k], pos[k] if with_event_id else None) for k in _KINDS}
 
 
@@ -233,7 +233,7 @@ def generate_union(
     [1001, 1002, 1003]
     """
     first, n = clip_range(config, start, count)
-    data, pos, kind, t = _run(config, first, n, dict(_COLUMNS), keep_kinds=True)
+    data, _, kind, t = _run(config, first, n, dict(_COLUMNS), keep_kinds=True, with_positions=False)
     series = [pl.Series("event_type", kind)]
     for code, k in enumerate(_KINDS):
         struct = _struct(data[k], kind == code)
