@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import tidal.nexmark as nx
-from tidal.connectors.nexmark import nexmark
+from tidal.connectors.nexmark import nexmark, nexmark_union
 from tidal.nexmark import (
     NexmarkConfig,
     bids_table,
@@ -476,3 +476,29 @@ def test_a_column_subset_is_that_part_of_the_view(kind: str, columns: list[str])
     source = nexmark(kind, events=10**6, generators=8, rate=1e7, columns=columns)
     whole = generate_events(source.config, 1234, 100_000)[kind]
     assert source.generate(1234, 100_000).equals(whole.select(columns))
+
+
+@pytest.mark.parametrize(
+    ("columns", "fields"),
+    [
+        (None, None),
+        (["event_type", "bid"], {"bid": ["price", "auction"]}),
+        (["bid", "dateTime", "event_id"], {"person": ["id"]}),
+        (["event_type", "person", "auction"], {"person": ["state", "id"], "auction": ["seller"]}),
+        (["dateTime"], None),
+    ],
+)
+def test_union_source_builds_what_is_declared(
+    columns: list[str] | None, fields: dict[str, list[str]] | None
+) -> None:
+    """The union source builds only its structs and fields: the same rows as the whole table."""
+    config = V1.replace(events=10**6)
+    source = nexmark_union(config=config, columns=columns, fields=fields)
+    whole = generate_union(config, 777, 60_000, with_event_id=True)
+    expected = []
+    for c in source.columns:
+        e = pl.col(c)
+        if fields and c in fields:
+            e = pl.when(e.is_not_null()).then(pl.struct([e.struct.field(f) for f in fields[c]]))
+        expected.append(e.alias(c))
+    assert source.generate(777, 60_000).equals(whole.select(expected))
