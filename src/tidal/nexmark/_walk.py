@@ -117,7 +117,7 @@ class _Layout:
         self.bid_ids = BidIds.of(e[self.by_kind[BID][0]], config.total_proportion, numbered=True)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _layout(config: NexmarkConfig, size: int) -> _Layout:
     return _Layout(config, size)
 
