@@ -225,14 +225,22 @@ class StreamJoin(_Join):
             self.oldest.pop(RT, None)
 
     def _unexpired(self, column: str, now: int) -> bool:
-        """True when a TTL-only (regular) join's side surely keeps every row at ``now``."""
-        if self.bounded or self.ttl is None:
-            return False
+        """True when a side surely keeps every row at ``now``: its oldest row passes
+        :meth:`_keep`, and a younger row passes it too."""
+        if not self.bounded and self.ttl is None:
+            return True
         frame = self.left if column == LT else self.right
         if column not in self.oldest:
             assert frame is not None
             self.oldest[column] = frame[column].min()  # type: ignore[assignment]
-        return self.oldest[column] + self.ttl > now
+        oldest = self.oldest[column]
+        if oldest is None:  # no times (all null): let the filter decide
+            return False
+        if self.bounded:
+            bound = oldest + self.upper if column == LT else oldest - self.lower  # type: ignore[operator]
+            if bound < now:
+                return False
+        return self.ttl is None or oldest + self.ttl > now
 
     def _keep(self, column: str, now: int) -> pl.Expr:
         t = pl.col(column)
