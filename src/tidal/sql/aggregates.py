@@ -1,0 +1,312 @@
+"""Planning aggregation: ``GROUP BY`` over windowing TVFs (and legacy group windows), over
+the windows of a window aggregation again, over updating results (with retractions), or
+running (an updating result); the aggregate calls, user-defined aggregates, ``HAVING`` and
+``SELECT DISTINCT``. A mixin of :class:`~tidal.sql.planner.Planner`."""
+
+from __future__ import annotations
+
+import polars as pl
+from sqlglot import exp
+
+import tidal.api.agg as agg
+from tidal.api.windows import Session, WindowSpec, session, sliding, tumbling
+from tidal.operators.retract import upsert_aggregate
+from tidal.sql import syntax, windowing
+from tidal.sql.errors import error, unsupported
+from tidal.sql.expressions import Field, Scope, Translator, interval_ms
+from tidal.sql.relation import Rel
+from tidal.sql.updating import check_aggregate_input, filtered
+
+__all__ = ["AggregatePlanning", "distinct_as_group_by"]
+
+
+class AggregatePlanning:
+    """The aggregation methods of the planner (``self`` is a
+    :class:`~tidal.sql.planner.Planner`)."""
+
+    def aggregate(self, rel: Rel, node: exp.Select, group: exp.Group | None,
+                  having: exp.Having | None) -> Rel:
+        if rel.updating:  # retractions: tidal.sql.updating
+            check_aggregate_input(rel, node, group, having)
+        keys_sql = list(group.expressions) if group is not None else []
+        for k in ("rollup", "cube", "grouping_sets"):
+            if group is not None and group.args.get(k):
+                raise unsupported(k.upper().replace("_", " "), group)
+        scope = rel.scope()
+        tr = self.translator(scope)
+        spec: WindowSpec | None = None
+        legacy: str | None = None
+        propagated: tuple[str, str] | None = None
+        key_nodes: list[exp.Expr] = []
+        for k in keys_sql:
+            if isinstance(k, exp.Anonymous) and k.name.upper() in ("TUMBLE", "HOP", "SESSION"):
+                legacy = k.name.upper()
+                spec = self._legacy_window(rel, k)
+                continue
+            if isinstance(k, exp.Column) and rel.window is not None and \
+                    k.name in ("window_start", "window_end", "window_time") and \
+                    scope.resolve(k).column in ("window_start", "window_end", "window_time"):
+                continue
+            key_nodes.append(k)
+        if rel.window is not None:
+            names = {k.name for k in keys_sql if isinstance(k, exp.Column)}
+            if not {"window_start", "window_end"} <= names:
+                raise unsupported(f"GROUP BY over {rel.window[0]} without both window_start "
+                                  "and window_end", group or node,
+                                  "add window_start, window_end to GROUP BY")
+            spec = rel.window[1]
+        elif legacy is None:
+            starts = [k for k in key_nodes if syntax.plain_column(scope, k)
+                      and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "start"]
+            ends = [k for k in key_nodes if syntax.plain_column(scope, k)
+                    and rel.window_cols.get(scope.resolve(k).column, ("",))[0] == "end"]
+            if starts and ends:
+                s_col, e_col = scope.resolve(starts[0]).column, scope.resolve(ends[0]).column
+                propagated = (s_col, e_col)
+                inner = rel.window_cols[s_col][1]
+                if isinstance(inner, Session):
+                    raise unsupported("grouping the result of a SESSION window by its window",
+                                      group)
+                spec = windowing.propagated_spec(inner)
+        # the same aggregation of the same input, planned before, is shared: naming replays
+        # from where that planning started, so every name below comes out the same
+        shared = self.session.aggregates_of(self.flow)
+        calls_sql = sorted({a.sql() for e in [*node.expressions, *([having.this] if having
+                                                                   is not None else [])]
+                            for a in syntax.aggregate_calls(e)})
+        sig = (rel.stream.node.name, tuple((f.qualifier, f.name, f.column) for f in rel.fields),
+               tuple(k.sql() for k in keys_sql), repr(spec), propagated, tuple(calls_sql))
+        resume_n = self.n
+        if sig in shared:
+            self.n = shared[sig][1]
+        start_n = self.n
+        # keys: plain columns keep their physical name, expressions get one
+        pre: dict[str, pl.Expr] = {}
+        key_cols: list[str] = []
+        replace_: dict[str, pl.Expr] = {}
+        for k in key_nodes:
+            if syntax.plain_column(scope, k):
+                col = scope.resolve(k).column
+            else:
+                col = self._name("key")
+                pre[col] = tr.expr(k)
+                replace_[k.sql()] = pl.col(col)
+            if propagated is not None and col in propagated:
+                alias = self._name("wk")
+                pre[alias] = pl.col(col)
+                col = alias
+                replace_[k.sql()] = pl.col(alias)
+                for f in rel.fields:
+                    if f.column == propagated[0 if k is starts[0] else 1]:
+                        replace_[exp.column(f.name, f.qualifier).sql()] = pl.col(alias)
+                        replace_[exp.column(f.name).sql()] = pl.col(alias)
+            if col not in key_cols:
+                key_cols.append(col)
+        # aggregates
+        calls: dict[str, exp.Expr] = {}
+        for e in [*node.expressions, *([having.this] if having is not None else [])]:
+            for a in syntax.aggregate_calls(e):
+                calls.setdefault(a.sql(), a)
+        calls = {k: calls[k] for k in sorted(calls)}  # names in a fixed order (sharing)
+        specs: dict[str, agg.Agg] = {}
+        finals: dict[str, pl.Expr] = {}
+        for sql_text, call in calls.items():
+            out = self._name("agg")
+            finals[sql_text] = self._agg(call, out, tr, pre, specs)
+        if not specs:
+            specs[self._name("agg")] = agg.count()
+        if not key_cols and spec is None:  # one global group
+            pre["__global"] = pl.lit(0, pl.Int8)
+            key_cols.append("__global")
+        if sig in shared:
+            result = shared[sig][0]
+            self.n = max(resume_n, self.n)
+        else:
+            stream = rel.stream.with_columns(**pre) if pre else rel.stream
+            keyed = stream.key_by(key_cols)
+            if spec is not None:
+                result = keyed.window(spec).agg(specs)
+            elif rel.updating:
+                result = upsert_aggregate(stream, rel.key or rel.identity, key_cols, specs)
+            else:
+                result = keyed.agg(specs)
+            shared[sig] = (result, start_n)
+        post: dict[str, pl.Expr] = {}
+        out_fields = [f for f in rel.fields if f.column in key_cols]
+        for k in key_nodes:
+            if not isinstance(k, exp.Column):
+                out_fields.append(Field(None, k.sql(), replace_[k.sql()].meta.output_name()))
+        window_cols: dict[str, tuple[str, WindowSpec]] = {}
+        if spec is not None:
+            if propagated is None:
+                quals = {f.qualifier for f in rel.fields if f.name == "window_start"} or {None}
+                out_fields += [Field(q, c, c) for q in quals for c in ("window_start", "window_end")]
+                window_cols = {"window_start": ("start", spec), "window_end": ("end", spec)}
+                if legacy:
+                    pre_name = {"TUMBLE": "TUMBLE", "HOP": "HOP", "SESSION": "SESSION"}[legacy]
+                    for suffix, col in (("START", "window_start"), ("END", "window_end"),
+                                        ("ROWTIME", "window_end")):
+                        for e in node.find_all(exp.Anonymous):
+                            if e.name.upper() == f"{pre_name}_{suffix}":
+                                replace_[e.sql()] = pl.col(col) if suffix != "ROWTIME" else \
+                                    pl.col(col) - pl.duration(milliseconds=1)
+            else:
+                inner_spec = rel.window_cols[propagated[0]][1]
+                window_cols = {}
+                for f in rel.fields:
+                    if f.column in propagated:
+                        alias = [c for c in pre if pre[c].meta.output_name() == f.column
+                                 and c.startswith("__wk")]
+                        if alias:
+                            out_fields.append(Field(f.qualifier, f.name, alias[0]))
+                            window_cols[alias[0]] = rel.window_cols[f.column][0], inner_spec
+        for name, e in finals.items():
+            post[name] = e
+        scope2 = Scope(out_fields, result.schema, {**replace_, **post})  # type: ignore[arg-type]
+        out = Rel(result, out_fields, updating=spec is None, key=list(key_cols) if spec is None
+                  else [], window_cols=window_cols)
+        if having is not None:
+            out = filtered(out, self.translator(scope2).expr(having.this))
+        self._check_grouped(node, scope2)
+        return self.project(out, node.expressions, scope2)
+
+    def _check_grouped(self, node: exp.Select, scope: Scope) -> None:
+        for item in node.expressions:
+            for col in syntax.columns_outside_aggs(item, scope.replace):
+                try:
+                    scope.resolve(col)
+                except Exception:
+                    raise error(f"column {col.sql()!r} is neither in GROUP BY nor inside an "
+                                "aggregate", col) from None
+
+    def _legacy_window(self, rel: Rel, k: exp.Anonymous) -> WindowSpec:
+        args = k.expressions
+        col = args[0]
+        if not isinstance(col, exp.Column):
+            raise error(f"{k.name}(...) takes the time column first", k)
+        physical = rel.scope().resolve(col).column
+        time = rel.stream.node.time
+        if physical not in rel.proctime and (time is None or time.column != physical):
+            raise error(f"{k.name}({col.name}, ...): column {col.name!r} is not a time attribute; "
+                        f"declare WATERMARK FOR {col.name} in CREATE TABLE", col)
+        ivs = [interval_ms(a) for a in args[1:]]
+        name = k.name.upper()
+        if name == "TUMBLE" and len(ivs) == 1:
+            return tumbling(ivs[0])
+        if name == "HOP" and len(ivs) == 2:
+            return sliding(ivs[1], every=ivs[0])
+        if name == "SESSION" and len(ivs) == 1:
+            return session(ivs[0])
+        raise error(f"bad arguments for the group window {k.sql()}", k)
+
+    def _mark_user_aggregates(self, node: exp.Select) -> None:
+        """Calls of aggregates registered from Python (``td.agg.udaf``) become aggregate
+        nodes, so GROUP BY, HAVING and the checks of WHERE treat them as aggregates."""
+        from tidal.api.agg import UserAggregate
+
+        for call in list(node.find_all(exp.Anonymous)):
+            f = self.session.functions.get(call.name.lower())
+            if f is not None and isinstance(f.fn, UserAggregate):
+                call.replace(exp.AnonymousAggFunc(this=call.name, expressions=call.expressions))
+
+    def _user_agg(self, call: exp.AnonymousAggFunc, out: str, tr: Translator,
+                  pre: dict[str, pl.Expr], specs: dict[str, agg.Agg]) -> pl.Expr:
+        ua = self.session.functions[call.name.lower()].fn
+        if not call.expressions:
+            raise error(f"the aggregate {call.name}() takes at least one argument", call)
+        cols = []
+        for i, arg in enumerate(call.expressions):
+            if syntax.plain_column(tr.scope, arg):
+                cols.append(tr.scope.resolve(arg).column)
+            else:
+                cols.append(f"{out}_in{i}")
+                pre[cols[-1]] = tr.expr(arg)
+        specs[out] = ua(*cols)
+        return pl.col(out)
+
+    def _agg(self, call: exp.Expr, out: str, tr: Translator, pre: dict[str, pl.Expr],
+             specs: dict[str, agg.Agg]) -> pl.Expr:
+        cond = None
+        if isinstance(call, exp.Filter):
+            if isinstance(call.this, exp.AnonymousAggFunc):
+                raise unsupported(f"FILTER (WHERE ...) on the user-defined aggregate "
+                                  f"{call.this.name}", call, "filter the rows in a subquery")
+            cond = tr.expr(call.expression.this)
+            call = call.this
+        if isinstance(call, exp.AnonymousAggFunc):
+            return self._user_agg(call, out, tr, pre, specs)
+        distinct = isinstance(call.this, exp.Distinct)
+        arg = call.this.expressions[0] if distinct else call.this
+        if distinct and len(call.this.expressions) != 1:
+            raise unsupported("COUNT(DISTINCT a, b)", call)
+        name = type(call).__name__.upper()
+        if isinstance(call, exp.Anonymous) or name not in ("COUNT", "SUM", "MIN", "MAX", "AVG"):
+            raise unsupported(f"the aggregate {call.sql()}", call,
+                              "use COUNT, SUM, MIN, MAX, AVG, COUNT(DISTINCT ...)")
+        if distinct and name != "COUNT":
+            raise unsupported(f"{name}(DISTINCT ...)", call)
+        star = isinstance(arg, exp.Star) or arg is None
+        if star:
+            if name != "COUNT":
+                raise error(f"{name}(*) is not valid; give a column", call)
+            if cond is None:
+                specs[out] = agg.count()
+                return pl.col(out)
+            value: pl.Expr = pl.lit(1)
+        else:
+            value = tr.expr(arg)
+        if cond is not None:
+            value = pl.when(cond).then(value).otherwise(None)
+        src: str
+        if not star and cond is None and syntax.plain_column(tr.scope, arg):
+            src = tr.scope.resolve(arg).column
+        else:
+            src = out + "_in"
+            pre[src] = value
+        if name == "COUNT":
+            specs[out] = agg.count_distinct(src) if distinct else agg.count(src)
+            return pl.col(out)
+        if name == "AVG":
+            dtype = tr.dtype(value)
+            specs[out + "_s"], specs[out + "_n"] = agg.sum(src), agg.count(src)
+            s, n = pl.col(out + "_s"), pl.col(out + "_n")
+            if dtype.is_integer():  # AVG of an integer is an integer, truncated (Flink)
+                q = s // n
+                q = pl.when((s % n != 0) & (s < 0)).then(q + 1).otherwise(q)
+            else:
+                q = s.cast(pl.Float64) / n
+            return pl.when(n > 0).then(q).otherwise(None)
+        if name == "SUM":  # SQL: the SUM of no values (all NULL, or FILTER kept none) is NULL
+            specs[out], specs[out + "_n"] = agg.sum(src), agg.count(src)
+            return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
+        specs[out] = {"MIN": agg.min, "MAX": agg.max}[name](src)
+        return pl.col(out)
+
+
+def distinct_as_group_by(node: exp.Select) -> exp.Select:
+    """``SELECT DISTINCT a, f(b) AS c ...`` as ``SELECT a, f(b) AS c ... GROUP BY a, f(b)``
+    (Flink plans it so): an updating result keyed by the selected values, or over a window
+    TVF with its window columns selected, a window aggregation."""
+    distinct = node.args["distinct"]
+    if distinct.args.get("on") is not None:
+        raise unsupported("SELECT DISTINCT ON (...)", distinct,
+                          "use ROW_NUMBER() OVER (PARTITION BY ...) with rn = 1")
+    if node.args.get("group") is not None or \
+            any(syntax.aggregate_calls(e) for e in node.expressions):
+        raise unsupported("SELECT DISTINCT with GROUP BY or aggregates", distinct,
+                          "select from the aggregate in a subquery")
+    keys = []
+    for item in node.expressions:
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(inner, exp.Star) or (isinstance(inner, exp.Column)
+                                           and isinstance(inner.this, exp.Star)):
+            raise unsupported("SELECT DISTINCT *", item, "name the columns")
+        keys.append(inner.copy())
+    named = {k.name: k for k in keys if isinstance(k, exp.Column)}
+    for have, need in (("window_start", "window_end"), ("window_end", "window_start")):
+        if have in named and need not in named:  # a window's start names its end
+            keys.append(exp.column(need, named[have].table or None))
+    out = node.copy()
+    out.set("distinct", None)
+    out.set("group", exp.Group(expressions=keys))
+    return out
