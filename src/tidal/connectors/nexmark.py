@@ -20,6 +20,7 @@ built (the string columns cost most).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,8 +40,34 @@ KINDS: dict[str, tuple[str, ...]] = {
 _EVENTS_PER_POLL_MAX = 1 << 20
 
 
+class _Generated(Source):
+    """What the Nexmark sources share: one partition whose position is the next event
+    number, read through :meth:`generate` (a pure function of the event range)."""
+
+    name = "nexmark"
+    config: NexmarkConfig
+    events_per_row: int
+
+    @abstractmethod
+    def generate(self, start: int, count: int) -> pl.DataFrame:
+        """The source's rows for merged events ``[start, start + count)``."""
+
+    def partitions(self) -> list[str]:
+        return ["0"]
+
+    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
+        return _NexmarkPartition(self, position)
+
+    def schema(self) -> pl.Schema:
+        return self.generate(0, 0).schema
+
+    @property
+    def bounded(self) -> bool:
+        return self.config.events > 0
+
+
 class _NexmarkPartition(SourcePartition):
-    def __init__(self, src: Nexmark | NexmarkUnion, position: int | None) -> None:
+    def __init__(self, src: _Generated, position: int | None) -> None:
         self.src = src
         self.k = int(position or 0)
 
@@ -63,7 +90,7 @@ class _NexmarkPartition(SourcePartition):
         return self.k
 
 
-class Nexmark(Source):
+class Nexmark(_Generated):
     """One view of the Nexmark stream configured by ``config`` (see :func:`nexmark`)."""
 
     name = "nexmark"
@@ -93,19 +120,6 @@ class Nexmark(Source):
             frame = _frame(data[self.kind], pos[self.kind] if self.event_id else None)
         return frame
 
-    def partitions(self) -> list[str]:
-        return ["0"]
-
-    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
-        return _NexmarkPartition(self, position)
-
-    def schema(self) -> pl.Schema:
-        return self.generate(0, 0).schema
-
-    @property
-    def bounded(self) -> bool:
-        return self.config.events > 0
-
 
 def nexmark(kind: str = "bid", *, events: int = 0, rate: float = 10_000.0, generators: int = 1,
             out_of_order_group: int = 1, seed: int = 0, columns: Sequence[str] | None = None,
@@ -125,7 +139,7 @@ UNION_COLUMNS = ("event_type", "person", "auction", "bid", "dateTime", "event_id
 """The columns of the interleaved table, in :func:`tidal.nexmark.generate_union`'s order."""
 
 
-class NexmarkUnion(Source):
+class NexmarkUnion(_Generated):
     """The interleaved Nexmark table configured by ``config`` (see :func:`nexmark_union`)."""
 
     name = "nexmark"
@@ -156,19 +170,6 @@ class NexmarkUnion(Source):
         frame = generate_union(self.config, start, count, with_event_id="event_id" in self.columns,
                                structs=self._structs)
         return frame.select(self._select)
-
-    def partitions(self) -> list[str]:
-        return ["0"]
-
-    def open(self, partition: str, position: Any, ctx: SourceContext) -> SourcePartition:
-        return _NexmarkPartition(self, position)
-
-    def schema(self) -> pl.Schema:
-        return self.generate(0, 0).schema
-
-    @property
-    def bounded(self) -> bool:
-        return self.config.events > 0
 
 
 def nexmark_union(*, events: int = 0, rate: float = 10_000.0, generators: int = 1,
