@@ -59,9 +59,7 @@ class JoinPlanning:
                                   "join)", node, "add WHERE a.k = b.k")
             for c in found:
                 where.remove(c)
-            on = found[0]
-            for c in found[1:]:
-                on = exp.And(this=on, expression=c)
+            on = syntax.conjunction(found)
         if left.window is not None:  # rows of a window TVF: one per window (a window join)
             left = windowing.materialize(left, node)
         if right.window is not None:
@@ -126,9 +124,7 @@ class JoinPlanning:
         keep = [c for c in out if c not in names]
         rel = Rel(joined.select(keep), fields)
         if residual:
-            cond = residual[0]
-            for r in residual[1:]:
-                cond = exp.And(this=cond, expression=r)
+            cond = syntax.conjunction(residual)
             rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
         return rel
 
@@ -302,9 +298,7 @@ class JoinPlanning:
         keep = [c for c in out if c not in names]
         rel = replace(left, stream=joined.select(keep), fields=fields, origin={})
         if residual:
-            cond = residual[0]
-            for r in residual[1:]:
-                cond = exp.And(this=cond, expression=r)
+            cond = syntax.conjunction(residual)
             rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
         return rel
 

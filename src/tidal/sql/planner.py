@@ -215,12 +215,7 @@ class Planner(JoinPlanning, AggregatePlanning):
         ranked = rel.rank is not None
         if ranked:
             rel, conjuncts = self.apply_rank(rel, conjuncts)
-        where = None
-        if conjuncts:
-            cond = conjuncts[0]
-            for c in conjuncts[1:]:
-                cond = exp.And(this=cond, expression=c)
-            where = exp.Where(this=cond)
+        where = exp.Where(this=syntax.conjunction(conjuncts)) if conjuncts else None
         if where is not None:
             if rel.window is not None and syntax.mentions(where.this, ("window_start", "window_end",
                                                                   "window_time")):

@@ -10,8 +10,16 @@ from sqlglot import exp
 
 from tidal.sql.expressions import Scope
 
-__all__ = ["aggregate_calls", "columns_outside_aggs", "conjuncts", "mentions", "plain_column",
-           "resolves", "side"]
+__all__ = ["aggregate_calls", "columns_outside_aggs", "conjunction", "conjuncts", "mentions",
+           "plain_column", "resolves", "side"]
+
+
+def conjunction(conditions: list[exp.Expr]) -> exp.Expr:
+    """``c1 AND c2 AND ...`` of a non-empty list (the inverse of :func:`conjuncts`)."""
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = exp.And(this=out, expression=c)
+    return out
 
 
 def conjuncts(e: exp.Expr) -> list[exp.Expr]:
