@@ -77,10 +77,18 @@ def sql_command(
         "--format", help="How SELECT rows print: jsonl, csv or table "
                          "(default: table on a terminal, else jsonl).")] = None,
     max_batch_rows: Annotated[int, typer.Option(help="Largest micro-batch, in rows.")] = 100_000,
+    checkpoint_dir: Annotated[Path | None, typer.Option(
+        help="Checkpoint here and, when it holds a checkpoint, resume from it (Flink's "
+             "SET 'state.checkpoints.dir' in the script does the same).")] = None,
+    checkpoint_interval: Annotated[str | None, typer.Option(
+        help="How often to checkpoint (default 10s; SET "
+             "'execution.checkpointing.interval' in the script).")] = None,
 ) -> None:
     """Run streaming SQL (Flink's dialect): CREATE TABLE/VIEW, INSERT INTO, SELECT, SHOW
     TABLES, DESCRIBE, EXPLAIN. With no FILE or -e, read the script from stdin, or on a
-    terminal open an interactive shell with live results. See docs/sql.md."""
+    terminal open an interactive shell with live results. With a checkpoint directory the
+    job is fault tolerant: killed and started again with the same command, it resumes from
+    its last checkpoint and its exactly-once sinks hold every result once. See docs/sql.md."""
     from tidal.api.flow import Flow
     from tidal.errors import TidalError
     from tidal.sql import session_for
@@ -113,7 +121,29 @@ def sql_command(
                 key = (r.key or []) if r.updating else None
                 r.stream.sink(_Printer(fmt, sys.stdout, key))
         if any(n.kind == "sink" for n in flow.nodes):
-            flow.run(quiet=True, max_batch_rows=max_batch_rows)
+            flow.run(quiet=True, max_batch_rows=max_batch_rows,
+                     **_checkpointing(session_for(flow).settings, checkpoint_dir,
+                                      checkpoint_interval))
     except TidalError as exc:
         typer.echo(f"tidal sql: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _checkpointing(settings: dict[str, str], directory: Path | None,
+                   interval: str | None) -> dict[str, object]:
+    """``flow.run`` arguments for checkpoints: the command's options, else the script's
+    Flink settings ``state.checkpoints.dir`` and ``execution.checkpointing.interval``."""
+    from tidal.errors import ConfigError
+    from tidal.sql.joins import interval_ms_text
+
+    where = directory or settings.get("state.checkpoints.dir")
+    every = interval or settings.get("execution.checkpointing.interval")
+    if where is None:
+        if every is not None:
+            raise ConfigError("checkpoints every " + every + " need a directory: SET "
+                              "'state.checkpoints.dir' = 'file:///path' or --checkpoint-dir")
+        return {}
+    path = str(where).removeprefix("file://")
+    ms = interval_ms_text(every, "execution.checkpointing.interval") if every is not None \
+        else 10_000
+    return {"checkpoint_dir": path, "checkpoint_interval": f"{ms}ms"}

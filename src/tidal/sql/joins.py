@@ -305,15 +305,16 @@ class JoinPlanning:
     # -- projections ----------------------------------------------------------------------
 
 
-def interval_ms_text(text: str) -> int:
-    """``'1 h'``, ``'10 min'``, ``'3600000'`` (ms) or ``'30 s'`` as milliseconds."""
+def interval_ms_text(text: str, what: str = "table.exec.state.ttl") -> int:
+    """``'1 h'``, ``'10 min'``, ``'3600000'`` (ms) or ``'30 s'`` as milliseconds (an error
+    names the setting ``what``)."""
     from tidal._time import duration_ms
 
     t = text.strip().replace(" ", "")
     if t.isdigit():
         return int(t)
     t = t.replace("min", "m").replace("hour", "h").replace("sec", "s")
-    return duration_ms(t, "table.exec.state.ttl")
+    return duration_ms(t, what)
 
 
 def _reference_table(t: TableDef, translator: Any) -> Any:
