@@ -49,3 +49,44 @@ def test_sql_reads_and_writes_kafka_with_flink_options(kafka_bootstrap: str, top
             .agg(n=pl.len(), top=pl.col("price").max()))
     assert sorted((r["auction"], r["n"], r["top"]) for r in got) == sorted(
         want.select("auction", "n", "top").iter_rows())
+
+
+def test_upsert_kafka_writes_updates_by_key_and_tombstones_for_deletes(
+        kafka_bootstrap: str, topic_name: str) -> None:
+    """A group that empties (its users moved to higher levels) becomes a tombstone: the
+    key with a null value, as Flink's upsert-kafka writes it."""
+    flow = td.Flow("upsert-kafka")
+    rows = [{"u": f"u{i % 4}", "level": i // 4, "t": i} for i in range(12)]
+    flow.register_table("levels", flow.source(td.sources.memory(rows), timestamp="t"))
+    flow.sql(f"""
+        CREATE TABLE buckets (best BIGINT, users BIGINT, PRIMARY KEY (best) NOT ENFORCED)
+        WITH ('connector' = 'upsert-kafka', 'topic' = '{topic_name}',
+              'properties.bootstrap.servers' = '{kafka_bootstrap}', 'format' = 'json',
+              'sink.delivery-guarantee' = 'at-least-once');
+        INSERT INTO buckets
+        SELECT best, COUNT(*) FROM (SELECT u, MAX(level) AS best FROM levels GROUP BY u)
+        GROUP BY best;""")
+    flow.run(quiet=True, max_batch_rows=2, dead_letters_to_log=False)
+
+    consumer = ck.Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic_name,
+                            "enable.auto.commit": False})
+    consumer.assign([ck.TopicPartition(topic_name, 0, ck.OFFSET_BEGINNING)])
+    table: dict[int, int] = {}
+    tombstones = 0
+    misses = 0  # polls in a row that found nothing: after the first message, 3 s ends it
+    while misses < (40 if not table and not tombstones else 6):
+        msg = consumer.poll(0.5)
+        if msg is None:
+            misses += 1
+            continue
+        misses = 0
+        assert msg.error() is None, msg.error()
+        best = int(msg.key())
+        if msg.value() is None:
+            tombstones += 1
+            table.pop(best, None)
+        else:
+            table[best] = json.loads(msg.value())["users"]
+    consumer.close()
+    assert tombstones >= 1  # buckets 0 and 1 filled, then emptied
+    assert table == {2: 4}
