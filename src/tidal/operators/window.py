@@ -179,12 +179,17 @@ class WindowAggregate(_Aggregating):
         if self.timer_interval_ms is not None:
             self.dirty.append(partials.select(self.group))
         if self.watermark > MIN_TIME and self.lateness:
-            fired = partials.filter(pl.col(START) + self.size <= self.watermark)
-            if fired.height:  # late but allowed: emit the corrected windows now
-                state = self._compact()
-                self.emit(self.output(state.join(fired.select(self.group), on=self.group)))
+            self._refire(partials)
         if len(self.frames) > _COMPACT_EVERY:
             self._compact()
+
+    def _refire(self, partials: pl.DataFrame) -> None:
+        """Late but allowed partials: emit the corrected results of the windows they fall
+        in that have already fired."""
+        fired = partials.filter(pl.col(START) + self.size <= self.watermark)
+        if fired.height:
+            state = self._compact()
+            self.emit(self.output(state.join(fired.select(self.group), on=self.group)))
 
     def _compact(self) -> pl.DataFrame:
         if len(self.frames) == 1:
@@ -272,19 +277,13 @@ class CumulativeWindowAggregate(WindowAggregate):
         """The end of the last window the watermark has fired."""
         return self._floor_int(self.watermark, self.step)
 
-    def _add(self, partials: pl.DataFrame) -> None:
-        self.frames.append(partials)
-        self.min_start = min(self.min_start, partials[START].min())
-        if self.timer_interval_ms is not None:
-            self.dirty.append(partials.select(self.group))
-        if self.watermark > MIN_TIME and self.lateness:
-            fired = partials.filter(pl.col(START) + self.step <= self.watermark)
-            if fired.height:  # late but allowed: emit the corrected windows now
-                state = self._panes_touched_by(fired.select(self.group))
-                self.emit(self.output(self._windows(state, pl.col("__from") + self.step,
-                                                    self._last_fired())))
-        if len(self.frames) > _COMPACT_EVERY:
-            self._compact()
+    def _refire(self, partials: pl.DataFrame) -> None:
+        # a pane that fired windows: every window of its start ending at or after it did
+        fired = partials.filter(pl.col(START) + self.step <= self.watermark)
+        if fired.height:
+            state = self._panes_touched_by(fired.select(self.group))
+            self.emit(self.output(self._windows(state, pl.col("__from") + self.step,
+                                                self._last_fired())))
 
     def _panes_touched_by(self, panes: pl.DataFrame) -> pl.DataFrame:
         """The state's panes in the windows of ``panes`` (same keys and window start), each

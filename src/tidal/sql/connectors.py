@@ -185,18 +185,23 @@ def _nexmark_union(t: TableOptions) -> Source:
 
 
 # -- files -----------------------------------------------------------------------------------
+_FILE_FORMATS = {"json": "jsonl", "csv": "csv", "parquet": "parquet"}
+"""Flink's ``'format'`` → the name of tidal's file source and sink."""
+
+
+def _file_format(t: TableOptions) -> str:
+    fmt = t.need("format", "json")
+    if fmt not in _FILE_FORMATS:
+        raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of "
+                          f"{', '.join(_FILE_FORMATS)}")
+    return _FILE_FORMATS[fmt]
+
+
 def _fs_source(t: TableOptions) -> Source:
     from tidal.connectors import files
 
     path = t.need("path", "data/*.jsonl")
-    fmt = t.need("format", "json")
-    if fmt == "json":
-        return files.jsonl(path)
-    if fmt == "csv":
-        return files.csv(path)
-    if fmt == "parquet":
-        return files.parquet(path)
-    raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of json, csv, parquet")
+    return getattr(files, _file_format(t))(path)  # type: ignore[no-any-return]
 
 
 def _fs_sink(t: TableOptions) -> Sink:
@@ -206,14 +211,7 @@ def _fs_sink(t: TableOptions) -> Sink:
     if is_directory_sink(t):  # Flink's layout: part files, partitions, rolling, commit
         return filesystem_sink(t)
     path = t.need("path", "out.jsonl")
-    fmt = t.need("format", "json")
-    if fmt == "json":
-        return sinks.jsonl(path)
-    if fmt == "csv":
-        return sinks.csv(path)
-    if fmt == "parquet":
-        return sinks.parquet(path)
-    raise ConfigError(f"table {t.table!r}: 'format' = {fmt!r} is not one of json, csv, parquet")
+    return getattr(sinks, _file_format(t))(path)  # type: ignore[no-any-return]
 
 
 # -- embedded log ----------------------------------------------------------------------------
