@@ -49,7 +49,7 @@ real_store_write = ckpt.CheckpointStore.write
 
 def store_write(self, *args, **kwargs):  # type: ignore[no-untyped-def]
     cp = real_store_write(self, *args, **kwargs)
-    maybe_die("between checkpoint and commit", weight=6.0)  # one chance per checkpoint, not per file
+    maybe_die("between checkpoint and commit", weight=12.0)  # one chance per checkpoint, not per file
     return cp
 
 
@@ -68,7 +68,7 @@ def milestones(key: tuple, rows: pl.DataFrame, state: td.KeyState) -> list[dict]
 
 
 def slow(frame: pl.DataFrame) -> pl.DataFrame:
-    time.sleep(0.008)  # stretch the run so kills land everywhere
+    time.sleep(0.02)  # stretch the run so kills land everywhere
     return frame
 
 

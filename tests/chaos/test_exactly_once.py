@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -53,20 +52,16 @@ def expected(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {"tumbling": tumbling, "sliding": sliding, "running": running, "milestones": milestones}
 
 
-def run_once(work: Path, kill_after: float | None, self_kill: float) -> tuple[str, list[str]]:
+def run_once(kill_run, work: Path, kill_after: float | None,  # type: ignore[no-untyped-def]
+             self_kill: float) -> tuple[str, list[str]]:
+    """Run the pipeline once, SIGKILLed `kill_after` seconds after its "started" line."""
     env = {**os.environ, "TIDAL_CHAOS_SELF_KILL": str(self_kill)}
-    proc = subprocess.Popen([sys.executable, str(PIPELINE), str(work)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        out, err = proc.communicate(timeout=kill_after) if kill_after else proc.communicate(timeout=240)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-        return "killed", out.splitlines()
-    if proc.returncode == -signal.SIGKILL:
-        return "self-killed", out.splitlines()
-    assert proc.returncode == 0, err
-    return "finished", out.splitlines()
+    code, out, err = kill_run([sys.executable, str(PIPELINE), str(work)], kill_after, env=env)
+    lines = out.splitlines()
+    if code == -signal.SIGKILL:
+        return ("self-killed" if any(x.startswith("self-kill") for x in lines) else "killed"), lines
+    assert code == 0, err
+    return "finished", lines
 
 
 def sqlite_frame(path: Path, table: str) -> pl.DataFrame:
@@ -83,13 +78,16 @@ def same(got: pl.DataFrame, want: pl.DataFrame) -> None:
     assert got.equals(want.sort(cols))
 
 
-def test_kills_at_random_moments_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> None:
+def test_kills_at_random_moments_lose_nothing_and_duplicate_nothing(tmp_path: Path,
+                                                                     kill_run) -> None:  # type: ignore[no-untyped-def]
     frame = make_input(tmp_path)
+    # 240 batches of 100 events, each held 20 ms by the pipeline: at least 4.8 s of work.
+    # A run killed from outside gets at most 0.4 s of it, so ten kills cannot run out of job.
     rng = random.Random(11)
     kills, self_kills, recoveries, where = 0, 0, [], []
     for attempt in range(40):
-        outside = rng.uniform(0.7, 1.6) if attempt < 30 else None
-        outcome, lines = run_once(tmp_path, outside, self_kill=0.01 if attempt < 30 else 0.0)
+        outside = rng.uniform(0.1, 0.4) if attempt < 30 else None
+        outcome, lines = run_once(kill_run, tmp_path, outside, self_kill=0.03 if attempt < 30 else 0.0)
         where += [line.removeprefix("self-kill ") for line in lines if line.startswith("self-kill")]
         for line in lines:
             if line.startswith("started restored=") and not line.startswith("started restored=0"):

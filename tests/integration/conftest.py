@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -197,28 +196,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://{HOST}:{port}/9"
     finally:
         _stop(proc)
-
-
-def run_and_kill(args: list[str], kill_after: float | None, env: dict[str, str] | None = None,
-                 timeout: float = 120) -> tuple[int, str, str]:
-    """Run a pipeline script; with ``kill_after``, SIGKILL it that many seconds after it
-    printed its ``started`` line (so kills land in the run however slow the start-up).
-    Returns the exit status and the output."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # blocks until started (or the process ended)
-    try:
-        out, err = proc.communicate(timeout=kill_after if kill_after is not None else timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-    return proc.returncode, first + out, err
-
-
-@pytest.fixture
-def kill_run():  # type: ignore[no-untyped-def]
-    """:func:`run_and_kill`, for the kill-and-restart tests."""
-    return run_and_kill
 
 
 @pytest.fixture

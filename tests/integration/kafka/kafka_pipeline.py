@@ -39,7 +39,7 @@ ckpt.CheckpointStore.write = store_write  # type: ignore[method-assign]
 
 
 def slow(frame: pl.DataFrame) -> pl.DataFrame:
-    time.sleep(0.01)  # stretch the run so kills land everywhere
+    time.sleep(0.02)  # stretch the run so kills land everywhere
     return frame
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -60,24 +59,22 @@ def out_pairs(bootstrap: str, topic: str) -> list[tuple[str, int]]:
     return [(r["k"], r["seq"]) for r in rows]
 
 
-def run_pipeline(args: list[str], kill_after: float | None, self_kill: float) -> tuple[str, str]:
+def run_pipeline(kill_run, args: list[str], kill_after: float | None,  # type: ignore[no-untyped-def]
+                 self_kill: float) -> tuple[str, str]:
+    """Run the pipeline once, SIGKILLed `kill_after` seconds after its "started" line."""
     env = {**os.environ, "TIDAL_CHAOS_SELF_KILL": str(self_kill)}
-    proc = subprocess.Popen([sys.executable, str(PIPELINE), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        out, err = proc.communicate(timeout=kill_after or 120)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-        return "killed", err
-    if proc.returncode == -signal.SIGKILL:
-        return "self-killed", err
-    assert proc.returncode == 0, err
+    code, out, err = kill_run([sys.executable, str(PIPELINE), *args], kill_after, env=env, timeout=120)
+    if code == -signal.SIGKILL:
+        return ("self-killed" if "self-kill" in out else "killed"), err
+    assert code == 0, err
     assert "finished" in out
     return "finished", err
 
 
-def test_sigkill_and_restart(kafka_bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+def test_sigkill_and_restart(kafka_bootstrap: str, topic_name: str, tmp_path: Path,
+                             kill_run) -> None:  # type: ignore[no-untyped-def]
+    # 120 batches of 100 events, each held 20 ms by the pipeline: at least 2.4 s of work.
+    # Each interrupted run gets at most 0.6 s of it, so the first three runs cannot finish.
     events = keyed_events(12_000)
     src, dst = f"{topic_name}-in", f"{topic_name}-out"
     create_topic(kafka_bootstrap, src, 4)
@@ -87,7 +84,7 @@ def test_sigkill_and_restart(kafka_bootstrap: str, topic_name: str, tmp_path: Pa
     outcomes, guarantee = [], ""
     for attempt in range(12):
         last = attempt >= 8
-        outcome, err = run_pipeline(args, None if last else rng.uniform(2.0, 3.5),
+        outcome, err = run_pipeline(kill_run, args, None if last else rng.uniform(0.2, 0.6),
                                     0.0 if last else 0.1)
         guarantee = guarantee or next((x for x in err.splitlines() if "-ONCE" in x), "")
         outcomes.append(outcome)
