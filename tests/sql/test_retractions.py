@@ -67,6 +67,29 @@ def test_groups_move_retract_their_old_values_and_empty_groups_are_deleted() -> 
     assert final.rows() == [("b", 2, 2, 7, 9, 2, 4.5)]
 
 
+def test_a_group_whose_result_did_not_change_is_not_emitted_again() -> None:
+    out: list[pl.DataFrame] = []
+    aggs = {"hi": agg.max("v")}
+    op = UpsertAggregate("retract", ["k"], ["g"], aggs, INPUT,
+                         pl.Schema({"g": pl.String(), "hi": pl.Int64(), DELETE: pl.Boolean()}))
+    op.open(OperatorContext(op.name, lambda b, port: out.append(b), lambda r, why: None,
+                            lambda: 0, lambda n: None))
+    op.on_batch(_batch([(1, "a", 5, False), (2, "a", 9, False), (3, "b", None, False)]), 0)
+    assert sorted(out[-1].rows(), key=str) == [("a", 9, False), ("b", None, False)]
+    # key 1 changes below a's MAX, key 3 stays NULL: neither group's result changes (Flink
+    # emits nothing then either); key 4 starts group c, whose first result is NULL
+    op.on_batch(_batch([(1, "a", 6, False), (3, "b", None, False), (4, "c", None, False)]), 0)
+    assert out[-1].rows() == [("c", None, False)]
+    op.on_batch(_batch([(2, "a", 1, False)]), 0)  # now a's MAX falls to 6
+    assert out[-1].rows() == [("a", 6, False)]
+    restored = UpsertAggregate("retract", ["k"], ["g"], aggs, INPUT, op.output)
+    restored.open(OperatorContext(op.name, lambda b, port: out.append(b), lambda r, why: None,
+                                  lambda: 0, lambda n: None))
+    restored.restore(op.snapshot())
+    restored.on_batch(_batch([(2, "a", 3, False), (4, None, None, True)]), 0)
+    assert out[-1].rows() == [("c", None, True)]  # a is still 6; c lost its only row
+
+
 def test_matches_the_batch_answer_after_every_batch_of_random_changes() -> None:
     rng = random.Random(11)
     out: list[pl.DataFrame] = []

@@ -12,7 +12,8 @@ retractions; its cost per batch is the size of the affected groups.
 The output is updating by the group columns and carries
 :data:`~tidal.operators.changelog.DELETE`: a group that loses its last row (its input keys
 deleted or moved to other groups) is emitted with ``__delete = true`` (Flink's ``-D``),
-every other affected group as an upsert.
+every other affected group as an upsert. Like Flink's, it emits nothing for a group whose
+result did not change (it keeps the last result of every group to tell).
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class UpsertAggregate(Operator):
         """The output's columns and types (the groups, the aggregates, DELETE)."""
         self.rows = pl.DataFrame(schema={c: schema[c] for c in self.columns})
         """The current row of every input key (the ``columns``)."""
+        self.results = pl.DataFrame(schema={c: t for c, t in output.items() if c != DELETE})
+        """The last result emitted for every group, to leave unchanged ones out."""
 
     def on_batch(self, batch: pl.DataFrame, port: int) -> None:
         if not batch.height:
@@ -79,17 +82,36 @@ class UpsertAggregate(Operator):
         self.rows = pl.concat([kept, upserts])
         members = self.rows.join(touched, on=self.groups, how="semi", nulls_equal=True)
         values = members.group_by(self.groups, maintain_order=True).agg(*self.partial) \
-            .select(*self.groups, *self.final).with_columns(pl.lit(False).alias(DELETE))
+            .select(*self.groups, *self.final) \
+            .select(pl.col(c).cast(t) for c, t in self.results.schema.items())
         emptied = touched.join(values.select(self.groups), on=self.groups, how="anti",
                                nulls_equal=True).with_columns(pl.lit(True).alias(DELETE))
-        changed = pl.concat([values, emptied], how="diagonal_relaxed")
+        changed = pl.concat([self._changed(values).with_columns(pl.lit(False).alias(DELETE)),
+                             emptied], how="diagonal_relaxed")
+        self.results = pl.concat([self.results.join(touched, on=self.groups, how="anti",
+                                                    nulls_equal=True), values])
         self.emit(changed.select(pl.col(c).cast(t) for c, t in self.output.items()))
 
+    def _changed(self, values: pl.DataFrame) -> pl.DataFrame:
+        """The rows of ``values`` that differ from the group's last emitted result (or are
+        its first)."""
+        aggs = [c for c in values.columns if c not in self.groups]
+        if not aggs:
+            return values
+        seen = "__seen"
+        before = values.join(self.results.with_columns(pl.lit(True).alias(seen)),
+                             on=self.groups, how="left", suffix="__was", nulls_equal=True)
+        same = pl.col(seen).fill_null(False) & pl.all_horizontal(
+            pl.col(c).eq_missing(pl.col(f"{c}__was")) for c in aggs)
+        return before.filter(~same).select(values.columns)
+
     def snapshot(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+        return {"rows": self.rows, "results": self.results}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.rows = state["rows"]
+        # a checkpoint from before the results were kept: the next change of a group is emitted
+        self.results = state.get("results", self.results)
 
 
 def upsert_aggregate(stream: Stream, key: list[str], groups: list[str],
