@@ -28,6 +28,9 @@ from sqlglot import exp
 
 from tidal.plan import did_you_mean
 from tidal.sql.errors import error, unsupported
+from tidal.sql.numeric import NumericFunctions
+from tidal.sql.strings import StringFunctions
+from tidal.sql.temporal import TimeFunctions
 
 __all__ = ["Field", "Function", "Scope", "Translator", "java_time_format", "sql_type"]
 
@@ -234,8 +237,9 @@ def interval_ms(node: exp.Expr) -> int:
     return int(value * _INTERVAL_MS[unit])
 
 
-class Translator:
-    """Translates one scope's scalar expressions."""
+class Translator(StringFunctions, TimeFunctions, NumericFunctions):
+    """Translates one scope's scalar expressions (the built-in functions are in the mixins
+    :mod:`~tidal.sql.strings`, :mod:`~tidal.sql.temporal` and :mod:`~tidal.sql.numeric`)."""
 
     def __init__(self, scope: Scope, functions: dict[str, Function] | None = None) -> None:
         self.scope = scope
