@@ -12,12 +12,15 @@ from tidal.api.agg import (
     count_distinct,
     first,
     last,
+    listagg,
     max,
     mean,
     min,
     percentile,
+    std,
     sum,
     udaf,
+    var,
 )
 
 __all__ = [
@@ -29,10 +32,13 @@ __all__ = [
     "count_distinct",
     "first",
     "last",
+    "listagg",
     "max",
     "mean",
     "min",
     "percentile",
+    "std",
     "sum",
     "udaf",
+    "var",
 ]

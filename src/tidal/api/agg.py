@@ -34,12 +34,15 @@ __all__ = [
     "count_distinct",
     "first",
     "last",
+    "listagg",
     "max",
     "mean",
     "min",
     "percentile",
+    "std",
     "sum",
     "udaf",
+    "var",
 ]
 
 TIME = "__t"
@@ -79,11 +82,23 @@ class Agg:
                 return [c.max().alias(_p(out))]
             case "mean":
                 return [c.sum().alias(_p(out, "s")), c.count().cast(pl.Int64).alias(_p(out, "n"))]
-            case "first":
-                return [c.sort_by(TIME).first().alias(_p(out)), pl.col(TIME).min().alias(_p(out, "t"))]
-            case "last":
-                return [c.sort_by(TIME).last().alias(_p(out)), pl.col(TIME).max().alias(_p(out, "t"))]
-            case "count_distinct":
+            case "first" | "last":
+                t = pl.col(TIME)
+                if self.params and self.params[0]:  # ignore nulls
+                    t, c = t.filter(c.is_not_null()), c.filter(c.is_not_null())
+                pick = c.sort_by(t, maintain_order=True)
+                return [(pick.first() if self.kind == "first" else pick.last()).alias(_p(out)),
+                        (t.min() if self.kind == "first" else t.max()).alias(_p(out, "t"))]
+            case "variance":
+                x = c.cast(pl.Float64)
+                return [x.count().cast(pl.Int64).alias(_p(out, "n")), x.mean().alias(_p(out, "m")),
+                        ((x - x.mean()) ** 2).sum().alias(_p(out))]
+            case "listagg":
+                keep = c.is_not_null()
+                t = (pl.col(TIME) if self.params[1] else pl.int_range(pl.len())).filter(keep)
+                return [c.filter(keep).cast(pl.String).sort_by(t, maintain_order=True)
+                        .alias(_p(out)), t.sort().alias(_p(out, "t"))]
+            case "count_distinct" | "sum_distinct":
                 return [c.drop_nulls().unique().alias(_p(out))]
             case "percentile":
                 return [c.drop_nulls().cast(pl.Float64).alias(_p(out))]
@@ -113,13 +128,24 @@ class Agg:
                 return [p.max()]
             case "mean":
                 return [pl.col(_p(out, "s")).sum(), pl.col(_p(out, "n")).sum()]
-            case "first":
+            case "first":  # a partial without values has no time: sorted last
                 t = pl.col(_p(out, "t"))
-                return [p.sort_by(t).first(), t.min()]
+                return [p.sort_by(t, nulls_last=True, maintain_order=True).first(), t.min()]
             case "last":
                 t = pl.col(_p(out, "t"))
-                return [p.sort_by(t).last(), t.max()]
-            case "count_distinct":
+                return [p.sort_by(t, nulls_last=False, maintain_order=True).last(), t.max()]
+            case "variance":  # Chan et al.: combine counts, means and squared deviations
+                n, m = pl.col(_p(out, "n")), pl.col(_p(out, "m"))
+                total = n.sum()
+                mean = (n * m).sum() / total
+                return [total, pl.when(total > 0).then(mean).otherwise(None).alias(_p(out, "m")),
+                        (p.sum() + (n * (m - mean) ** 2).sum()).alias(_p(out))]
+            case "listagg":
+                t = pl.col(_p(out, "t")).explode()
+                keep = t.is_not_null()  # an empty list explodes to one null
+                return [p.explode().filter(keep).sort_by(t.filter(keep), maintain_order=True),
+                        t.filter(keep).sort()]
+            case "count_distinct" | "sum_distinct":
                 return [p.explode().drop_nulls().unique()]
             case "percentile":
                 return [p.explode().drop_nulls()]
@@ -137,8 +163,18 @@ class Agg:
                 return self.params[0]._final(p, self.params[1]).alias(out)
             case "mean":
                 return (pl.col(_p(out, "s")) / pl.col(_p(out, "n"))).alias(out)
+            case "variance":
+                ddof, root = self.params
+                n = pl.col(_p(out, "n"))
+                v = pl.max_horizontal(p, 0.0) / (n - ddof)
+                return pl.when(n > ddof).then(v.sqrt() if root else v).otherwise(None).alias(out)
+            case "listagg":
+                return pl.when(p.list.len() > 0).then(p.list.join(self.params[0])) \
+                    .otherwise(None).alias(out)
             case "count_distinct":
                 return p.list.len().cast(pl.Int64).alias(out)
+            case "sum_distinct":
+                return pl.when(p.list.len() > 0).then(p.list.sum()).otherwise(None).alias(out)
             case "percentile":
                 q, how = self.params
                 return p.list.eval(pl.element().quantile(q, interpolation=how)).list.first().alias(out)
@@ -153,8 +189,10 @@ class Agg:
 
     def output_dtype(self) -> pl.DataType | None:
         """The output type when it does not follow from the input column's type."""
-        if self.kind in ("percentile", "approx_quantile"):
+        if self.kind in ("percentile", "approx_quantile", "variance"):
             return pl.Float64()
+        if self.kind == "listagg":
+            return pl.String()
         if self.kind == "approx_count_distinct":
             return pl.Int64()
         if self.kind == "udaf":
@@ -165,8 +203,10 @@ class Agg:
         """Names of the partial-state columns of this aggregate."""
         if self.kind == "mean":
             return [_p(out, "s"), _p(out, "n")]
-        if self.kind in ("first", "last"):
+        if self.kind in ("first", "last", "listagg"):
             return [_p(out), _p(out, "t")]
+        if self.kind == "variance":
+            return [_p(out, "n"), _p(out, "m"), _p(out)]
         return [_p(out)]
 
     def __repr__(self) -> str:
@@ -205,14 +245,56 @@ def mean(column: str) -> Agg:
     return Agg("mean", column)
 
 
-def first(column: str) -> Agg:
-    """Value of ``column`` in the row with the earliest event time."""
-    return Agg("first", column)
+def first(column: str, ignore_nulls: bool = False) -> Agg:
+    """Value of ``column`` in the row with the earliest event time (of the earliest row where
+    it is not null, with ``ignore_nulls``); rows of the same time count in arrival order."""
+    return Agg("first", column, (True,) if ignore_nulls else ())
 
 
-def last(column: str) -> Agg:
-    """Value of ``column`` in the row with the latest event time."""
-    return Agg("last", column)
+def last(column: str, ignore_nulls: bool = False) -> Agg:
+    """Value of ``column`` in the row with the latest event time (of the latest row where it
+    is not null, with ``ignore_nulls``); rows of the same time count in arrival order."""
+    return Agg("last", column, (True,) if ignore_nulls else ())
+
+
+def var(column: str, ddof: int = 1) -> Agg:
+    """Variance of ``column`` (nulls ignored) as a float: the sample variance by default,
+    the population variance with ``ddof=0``; null for a group of ``ddof`` values or fewer.
+
+    The state is a count, a mean and a sum of squared deviations, merged exactly (Chan et
+    al.), so it stays accurate where a sum of squares would cancel.
+
+    >>> import tidal as td
+    >>> td.agg.var("price", ddof=0)
+    variance(price, 0, False)
+    """
+    return Agg("variance", column, (_ddof(ddof), False))
+
+
+def std(column: str, ddof: int = 1) -> Agg:
+    """Standard deviation of ``column``: the square root of :func:`var`.
+
+    >>> import tidal as td
+    >>> td.agg.std("price")
+    variance(price, 1, True)
+    """
+    return Agg("variance", column, (_ddof(ddof), True))
+
+
+def listagg(column: str, separator: str = ",", by_time: bool = True) -> Agg:
+    """The non-null values of ``column`` as strings joined by ``separator`` (null when there
+    are none), in event-time order (rows of the same time in arrival order), or in the
+    order of the rows with ``by_time=False`` (for inputs without event time).
+
+    >>> import tidal as td
+    >>> td.agg.listagg("bidder", ";")
+    listagg(bidder, ';', True)
+    """
+    if not isinstance(separator, str):
+        from tidal.errors import ConfigError
+
+        raise ConfigError(f"listagg({column!r}): separator must be a string, not {separator!r}")
+    return Agg("listagg", column, (separator, bool(by_time)))
 
 
 def count_distinct(column: str) -> Agg:
@@ -379,6 +461,14 @@ def _dtype(t: Any, what: str) -> pl.DataType:
     from tidal.errors import ConfigError
 
     raise ConfigError(f"udaf: {what} must be a Polars type or a SQL type name, not {t!r}")
+
+
+def _ddof(ddof: int) -> int:
+    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+        from tidal.errors import ConfigError
+
+        raise ConfigError(f"ddof must be 0 (population) or 1 (sample), not {ddof!r}")
+    return ddof
 
 
 def _check_q(name: str, q: float) -> None:

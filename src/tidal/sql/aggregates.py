@@ -112,7 +112,7 @@ class AggregatePlanning:
         finals: dict[str, pl.Expr] = {}
         for sql_text, call in calls.items():
             out = self._name("agg")
-            finals[sql_text] = self._agg(call, out, tr, pre, specs)
+            finals[sql_text] = self._agg(call, out, tr, pre, specs, rel.updating)
         if not specs:
             specs[self._name("agg")] = agg.count()
         if not key_cols and spec is None:  # one global group
@@ -200,11 +200,15 @@ class AggregatePlanning:
         raise error(f"bad arguments for the group window {k.sql()}", k)
 
     def _mark_user_aggregates(self, node: exp.Select) -> None:
-        """Calls of aggregates registered from Python (``td.agg.udaf``) become aggregate
-        nodes, so GROUP BY, HAVING and the checks of WHERE treat them as aggregates."""
+        """Calls of aggregates registered from Python (``td.agg.udaf``), and ``LISTAGG``
+        (which sqlglot reads as a plain function), become aggregate nodes, so GROUP BY, HAVING
+        and the checks of WHERE treat them as aggregates."""
         from tidal.api.agg import UserAggregate
 
         for call in list(node.find_all(exp.Anonymous)):
+            if call.name.upper() == "LISTAGG":
+                call.replace(_listagg(call))
+                continue
             f = self.session.functions.get(call.name.lower())
             if f is not None and isinstance(f.fn, UserAggregate):
                 call.replace(exp.AnonymousAggFunc(this=call.name, expressions=call.expressions))
@@ -225,7 +229,7 @@ class AggregatePlanning:
         return pl.col(out)
 
     def _agg(self, call: exp.Expr, out: str, tr: Translator, pre: dict[str, pl.Expr],
-             specs: dict[str, agg.Agg]) -> pl.Expr:
+             specs: dict[str, agg.Agg], updating: bool) -> pl.Expr:
         cond = None
         if isinstance(call, exp.Filter):
             if isinstance(call.this, exp.AnonymousAggFunc):
@@ -235,16 +239,20 @@ class AggregatePlanning:
             call = call.this
         if isinstance(call, exp.AnonymousAggFunc):
             return self._user_agg(call, out, tr, pre, specs)
-        distinct = isinstance(call.this, exp.Distinct)
-        arg = call.this.expressions[0] if distinct else call.this
-        if distinct and len(call.this.expressions) != 1:
-            raise unsupported("COUNT(DISTINCT a, b)", call)
-        name = type(call).__name__.upper()
-        if isinstance(call, exp.Anonymous) or name not in ("COUNT", "SUM", "MIN", "MAX", "AVG"):
+        name = _AGGREGATES.get(type(call)) if not isinstance(call, exp.Anonymous) else None
+        if name is None:
             raise unsupported(f"the aggregate {call.sql()}", call,
-                              "use COUNT, SUM, MIN, MAX, AVG, COUNT(DISTINCT ...)")
-        if distinct and name != "COUNT":
+                              "see docs/sql-functions.md for the aggregates tidal plans")
+        distinct = isinstance(call.this, exp.Distinct)
+        args = list(call.this.expressions) if distinct else [call.this]
+        if distinct and name not in ("COUNT", "SUM", "AVG"):
             raise unsupported(f"{name}(DISTINCT ...)", call)
+        if len(args) != 1 and name != "COUNT":
+            raise error(f"{name} takes one argument", call)
+        if name in ("FIRST_VALUE", "LAST_VALUE") and updating:
+            raise unsupported(f"{name} over an updating input", call,
+                              "it picks by event time, which an updating input does not have")
+        arg = args[0]
         star = isinstance(arg, exp.Star) or arg is None
         if star:
             if name != "COUNT":
@@ -253,12 +261,18 @@ class AggregatePlanning:
                 specs[out] = agg.count()
                 return pl.col(out)
             value: pl.Expr = pl.lit(1)
+        elif len(args) > 1:  # COUNT(DISTINCT a, b): the distinct rows without a NULL
+            values = [tr.expr(a) for a in args]
+            value = pl.when(pl.all_horizontal(v.is_not_null() for v in values)) \
+                .then(pl.struct(*(v.alias(f"f{i}") for i, v in enumerate(values))))
         else:
             value = tr.expr(arg)
         if cond is not None:
             value = pl.when(cond).then(value).otherwise(None)
         src: str
-        if not star and cond is None and syntax.plain_column(tr.scope, arg):
+        if distinct and name != "COUNT":
+            return _sum_distinct(name, value, out, tr.dtype(value), pre, specs)
+        if not star and cond is None and len(args) == 1 and syntax.plain_column(tr.scope, arg):
             src = tr.scope.resolve(arg).column
         else:
             src = out + "_in"
@@ -267,20 +281,72 @@ class AggregatePlanning:
             specs[out] = agg.count_distinct(src) if distinct else agg.count(src)
             return pl.col(out)
         if name == "AVG":
-            dtype = tr.dtype(value)
             specs[out + "_s"], specs[out + "_n"] = agg.sum(src), agg.count(src)
-            s, n = pl.col(out + "_s"), pl.col(out + "_n")
-            if dtype.is_integer():  # AVG of an integer is an integer, truncated (Flink)
-                q = s // n
-                q = pl.when((s % n != 0) & (s < 0)).then(q + 1).otherwise(q)
-            else:
-                q = s.cast(pl.Float64) / n
-            return pl.when(n > 0).then(q).otherwise(None)
+            return _avg(pl.col(out + "_s"), pl.col(out + "_n"), tr.dtype(value))
         if name == "SUM":  # SQL: the SUM of no values (all NULL, or FILTER kept none) is NULL
             specs[out], specs[out + "_n"] = agg.sum(src), agg.count(src)
             return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
-        specs[out] = {"MIN": agg.min, "MAX": agg.max}[name](src)
+        if name == "LISTAGG":
+            specs[out] = agg.listagg(src, call.args["separator"], by_time=not updating)
+            return pl.col(out)
+        specs[out] = _SIMPLE[name](src)
         return pl.col(out)
+
+
+def _sum_distinct(name: str, value: pl.Expr, out: str, dtype: pl.DataType,
+                  pre: dict[str, pl.Expr], specs: dict[str, agg.Agg]) -> pl.Expr:
+    """``SUM(DISTINCT x)`` / ``AVG(DISTINCT x)``: the state is the group's set of distinct
+    values (as for ``COUNT(DISTINCT x)``), summed when read."""
+    pre[out + "_in"] = value.cast(pl.Int64 if dtype.is_integer() else pl.Float64)
+    specs[out] = agg.Agg("sum_distinct", out + "_in")
+    if name == "SUM":
+        return pl.col(out)
+    specs[out + "_n"] = agg.count_distinct(out + "_in")
+    return _avg(pl.col(out), pl.col(out + "_n"), dtype)
+
+
+def _avg(s: pl.Expr, n: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """``AVG`` from a sum ``s`` and a count ``n`` of values of type ``dtype``."""
+    if dtype.is_integer():  # AVG of an integer is an integer, truncated (Flink)
+        q = s // n
+        q = pl.when((s % n != 0) & (s < 0)).then(q + 1).otherwise(q)
+    else:
+        q = s.cast(pl.Float64) / n
+    return pl.when(n > 0).then(q).otherwise(None)
+
+
+def _listagg(call: exp.Anonymous) -> exp.GroupConcat:
+    """``LISTAGG(x [, 'sep'])`` as an aggregate node (the separator a string literal, ','
+    by default, as in Flink)."""
+    args = call.expressions
+    if not args or len(args) > 2 or isinstance(args[0], exp.Distinct):
+        raise unsupported(f"{call.sql()}", call, "LISTAGG takes a value and an optional "
+                          "separator literal: LISTAGG(x, ';')")
+    sep = args[1] if len(args) == 2 else exp.Literal.string(",")
+    if not (isinstance(sep, exp.Literal) and sep.is_string):
+        raise unsupported(f"LISTAGG with the separator {sep.sql()}", sep,
+                          "give the separator as a string literal")
+    return exp.GroupConcat(this=args[0], separator=sep.name)
+
+
+_AGGREGATES: dict[type[exp.Expr], str] = {
+    exp.Count: "COUNT", exp.Sum: "SUM", exp.Min: "MIN", exp.Max: "MAX", exp.Avg: "AVG",
+    exp.VariancePop: "VAR_POP", exp.Variance: "VAR_SAMP", exp.StddevPop: "STDDEV_POP",
+    exp.StddevSamp: "STDDEV_SAMP", exp.FirstValue: "FIRST_VALUE",
+    exp.LastValue: "LAST_VALUE", exp.GroupConcat: "LISTAGG",
+}
+"""The built-in aggregates tidal plans, by sqlglot node (``VARIANCE`` reads as
+``VAR_SAMP``)."""
+
+_SIMPLE = {
+    "MIN": agg.min, "MAX": agg.max,
+    "VAR_POP": lambda c: agg.var(c, ddof=0), "VAR_SAMP": agg.var,
+    "STDDEV_POP": lambda c: agg.std(c, ddof=0), "STDDEV_SAMP": agg.std,
+    "FIRST_VALUE": lambda c: agg.first(c, ignore_nulls=True),
+    "LAST_VALUE": lambda c: agg.last(c, ignore_nulls=True),
+}
+"""Aggregates that are one :mod:`tidal.api.agg` aggregate of one column (Flink's
+FIRST_VALUE and LAST_VALUE skip NULLs)."""
 
 
 def distinct_as_group_by(node: exp.Select) -> exp.Select:
