@@ -257,3 +257,54 @@ def test_create_function_imports_python_functions_and_aggregates(
         flow.sql("CREATE FUNCTION shout AS 'shop_functions.shout'")
     with pytest.raises(SqlError, match="LANGUAGE JAVA is not supported"):
         flow.sql("CREATE FUNCTION j AS 'com.example.Fn' LANGUAGE JAVA")
+
+
+def test_show_functions_lists_built_ins_by_introspection_and_user_functions() -> None:
+    flow = td.Flow("functions")
+    assert flow.sql("SHOW USER FUNCTIONS") == ""
+    flow.register_function("Twice", lambda s: s * 2, return_type="BIGINT")
+    assert flow.sql("SHOW USER FUNCTIONS") == "Twice"
+    names = flow.sql("SHOW FUNCTIONS").splitlines()
+    assert names == sorted(names) and "Twice" in names
+    # scalar functions by sqlglot class and by _fn_ method, and the aggregates
+    assert {"upper", "substring", "substr", "coalesce", "cast", "date_format", "proctime",
+            "count", "sum", "avg"} <= set(names)
+    assert not {"and", "or", "anonymous", "case"} & set(names)
+    with pytest.raises(SqlError, match="the statement SHOW SYSTEM is not supported"):
+        flow.sql("SHOW SYSTEM FUNCTIONS")
+
+
+def test_show_create_table_and_view_print_their_ddl() -> None:
+    flow = td.Flow("show-create")
+    flow.sql(BID + "\n  CREATE VIEW cheap AS SELECT auction FROM bid WHERE price < 100 ;")
+    assert flow.sql("SHOW CREATE TABLE bid") == BID.rstrip(";")
+    assert flow.sql("SHOW CREATE VIEW cheap") == \
+        "CREATE VIEW cheap AS SELECT auction FROM bid WHERE price < 100"
+    with pytest.raises(SqlError, match="SHOW CREATE TABLE cheap: 'cheap' is a view"):
+        flow.sql("SHOW CREATE TABLE cheap")
+    with pytest.raises(SqlError, match="unknown table 'nope'"):
+        flow.sql("SHOW CREATE VIEW nope")
+
+
+def test_session_window_tvf_partition_by_keys_its_sessions() -> None:
+    flow = td.Flow("session-partition")
+    events = flow.source(td.sources.memory(
+        [{"u": "a", "v": 1, "t": 1000}, {"u": "b", "v": 2, "t": 1500}, {"u": "a", "v": 3, "t": 1800},
+         {"u": "a", "v": 4, "t": 5000}, {"u": "b", "v": 5, "t": 9000}]), timestamp="t")
+    flow.register_table("ev", events)
+    window = "TABLE(SESSION(TABLE ev PARTITION BY u, DESCRIPTOR(t), INTERVAL '1' SECOND))"
+    out = td.sinks.memory()
+    flow.sql(f"SELECT u, window_start, window_end, SUM(v) AS s FROM {window} "
+             "GROUP BY window_start, window_end, u").sink(out)
+    flow.run(quiet=True)
+    assert sorted(out.rows, key=lambda r: (r["u"], r["window_start"])) == [
+        {"u": "a", "window_start": 1000, "window_end": 2800, "s": 4},
+        {"u": "a", "window_start": 5000, "window_end": 6000, "s": 4},
+        {"u": "b", "window_start": 1500, "window_end": 2500, "s": 2},
+        {"u": "b", "window_start": 9000, "window_end": 10000, "s": 5}]
+    with pytest.raises(SqlError, match=r"SESSION\(... PARTITION BY u ...\): GROUP BY "
+                                       "window_start, window_end needs the partition key"):
+        flow.sql(f"SELECT COUNT(*) FROM {window} GROUP BY window_start, window_end")
+    with pytest.raises(SqlError, match="GROUP BY v beyond the PARTITION BY keys of SESSION is "
+                                       "not supported; add them to PARTITION BY"):
+        flow.sql(f"SELECT COUNT(*) FROM {window} GROUP BY window_start, window_end, u, v")

@@ -20,7 +20,8 @@ from tidal.sql.expressions import interval_ms, sql_type
 if TYPE_CHECKING:
     from tidal.api.stream import Stream
 
-__all__ = ["Catalog", "TableDef", "ViewDef", "describe_type"]
+__all__ = ["Catalog", "TableDef", "ViewDef", "create_table_sql", "describe_type", "table_from_ddl",
+           "table_from_query"]
 
 
 @dataclass
@@ -38,6 +39,8 @@ class TableDef:
     temporary: bool = False
     partition_keys: list[str] = field(default_factory=list)
     """``PARTITIONED BY (...)`` columns (a filesystem sink writes ``col=value/`` directories)."""
+    ddl: str | None = None
+    """The ``CREATE TABLE`` text that declared it (None for ``CREATE TABLE ... AS``)."""
 
     @property
     def connector(self) -> str:
@@ -55,6 +58,8 @@ class ViewDef:
     name: str
     query: exp.Expr
     temporary: bool = False
+    ddl: str | None = None
+    """The ``CREATE VIEW`` text that declared it (``SHOW CREATE VIEW``)."""
 
 
 @dataclass
@@ -108,7 +113,7 @@ def table_from_ddl(node: exp.Create) -> TableDef:
     """A :class:`TableDef` from a parsed ``CREATE TABLE``."""
     schema = node.this
     if not isinstance(schema, exp.Schema):
-        raise unsupported("CREATE TABLE without a column list (CREATE TABLE ... AS / LIKE)", node)
+        raise unsupported("CREATE TABLE without a column list (CREATE TABLE ... LIKE)", node)
     name = schema.this.name
     columns: dict[str, pl.DataType] = {}
     computed: dict[str, exp.Expr] = {}
@@ -140,6 +145,25 @@ def table_from_ddl(node: exp.Create) -> TableDef:
     if rowtime is not None:
         if rowtime not in columns and rowtime not in computed:
             raise error(f"WATERMARK FOR {rowtime}: {name!r} has no column {rowtime!r}", node)
+    options, temporary, partition_keys = _properties(node, name, columns, computed)
+    return TableDef(name, columns, computed, rowtime, delay, proctime, options, pk, temporary,
+                    partition_keys)
+
+
+def table_from_query(node: exp.Create, columns: dict[str, pl.DataType],
+                     primary_key: list[str]) -> TableDef:
+    """The :class:`TableDef` of ``CREATE TABLE name WITH (...) AS query`` whose query gives
+    ``columns`` (an updating query's upsert key becomes the ``primary_key``)."""
+    name = node.this.name
+    options, temporary, partition_keys = _properties(node, name, columns, {})
+    return TableDef(name, columns, {}, None, 0, None, options, primary_key, temporary,
+                    partition_keys)
+
+
+def _properties(node: exp.Create, name: str, columns: dict[str, pl.DataType],
+                computed: dict[str, exp.Expr]) -> tuple[dict[str, str], bool, list[str]]:
+    """The ``WITH (...)`` options, ``TEMPORARY`` and ``PARTITIONED BY`` keys of a CREATE
+    TABLE; the connector must be one tidal has."""
     options: dict[str, str] = {}
     temporary = False
     partition_keys: list[str] = []
@@ -161,8 +185,27 @@ def table_from_ddl(node: exp.Create) -> TableDef:
         c = options["connector"]
         raise unsupported(f"the connector {c!r}", node,
                           f"use one of {', '.join(sorted(REGISTRY))}{did_you_mean(c, list(REGISTRY))}")
-    return TableDef(name, columns, computed, rowtime, delay, proctime, options, pk, temporary,
-                    partition_keys)
+    return options, temporary, partition_keys
+
+
+def create_table_sql(t: TableDef) -> str:
+    """A ``CREATE TABLE`` statement that declares ``t`` again (``SHOW CREATE TABLE``): its
+    own DDL when it was declared with one, else its columns, key and options."""
+    if t.ddl is not None:
+        return t.ddl
+    items = [f"  `{c}` {describe_type(d)}" for c, d in t.columns.items()]
+    if t.primary_key:
+        items.append(f"  PRIMARY KEY ({', '.join(f'`{k}`' for k in t.primary_key)}) NOT ENFORCED")
+    head = f"CREATE {'TEMPORARY ' * t.temporary}TABLE `{t.name}` ("
+    tail = ")"
+    if t.partition_keys:
+        tail += f"\nPARTITIONED BY ({', '.join(f'`{k}`' for k in t.partition_keys)})"
+    options = ",\n".join(f"  '{k}' = '{_quoted(v)}'" for k, v in t.options.items())
+    return "\n".join([head, ",\n".join(items), f"{tail} WITH (", options, ")"])
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
 
 
 def _partition_keys(prop: exp.PartitionedByProperty, table: str, columns: dict[str, pl.DataType],

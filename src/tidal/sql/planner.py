@@ -37,7 +37,7 @@ from tidal.errors import TidalError
 from tidal.operators.timeattr import TimeAttr
 from tidal.sql import syntax, windowing
 from tidal.sql.aggregates import AggregatePlanning, distinct_as_group_by
-from tidal.sql.catalog import Registered, TableDef, ViewDef
+from tidal.sql.catalog import Registered, TableDef, ViewDef, describe_type
 from tidal.sql.dialect import WindowTVF
 from tidal.sql.errors import error, unsupported
 from tidal.sql.expressions import Field, Scope, Translator, interval_ms
@@ -158,6 +158,8 @@ class Planner(JoinPlanning, AggregatePlanning):
             return self.relation_of(node.this)
         if isinstance(node, exp.Union):
             return self._union(node)
+        if isinstance(node, exp.Values):
+            return self.values(node)
         if not isinstance(node, exp.Select):
             raise unsupported(f"the statement {node.key.upper()} inside a query", node)
         with_ = node.args.get("with_") or node.args.get("with")
@@ -231,6 +233,7 @@ class Planner(JoinPlanning, AggregatePlanning):
         aggs = [a for e in node.expressions for a in syntax.aggregate_calls(e)]
         having = node.args.get("having")
         if group is not None or aggs:
+            windowing.check_session_keys(node, group)
             return self.aggregate(rel, node, group, having)
         if having is not None:
             raise error("HAVING needs GROUP BY or aggregates", having)
@@ -392,9 +395,38 @@ class Planner(JoinPlanning, AggregatePlanning):
             return self.table(node.name, node).requalify(alias or node.name)
         if isinstance(node, exp.Subquery):
             return self.relation_of(node.this).requalify(alias)
+        if isinstance(node, exp.Values):
+            return self.values(node).requalify(alias)
         if isinstance(node, exp.Lateral | exp.Unnest):
             raise unsupported(f"{node.key.upper()} in FROM", node)
         raise unsupported(f"{node.sql()} in FROM", node)
+
+    def values(self, node: exp.Values) -> Rel:
+        """``VALUES (1, 'a'), (2, 'b') [AS t(x, y)]``: a bounded source of those rows, typed as
+        Flink types literals (``1`` INT, ``1.5`` DECIMAL(2, 1), ``'a'`` STRING), each column
+        widened to hold every row's value; columns are ``EXPR$0, EXPR$1, ...`` unless named."""
+        from tidal.sources import memory
+
+        rows = [r.expressions if isinstance(r, exp.Tuple) else [r] for r in node.expressions]
+        alias = node.args.get("alias")
+        names = [c.name for c in alias.columns] if alias is not None and alias.columns else \
+            [f"EXPR${i}" for i in range(len(rows[0]))]
+        for row, r in zip(rows, node.expressions, strict=True):
+            if len(row) != len(names):
+                raise error(f"VALUES: every row needs {len(names)} value(s) (as many as "
+                            f"{'its column names' if alias is not None and alias.columns else 'the first row'}"
+                            f"), this one has {len(row)}: {r.sql()}", r)
+        tr = self.translator(Scope([], pl.Schema()))
+        frames = [pl.select([tr.expr(v).alias(n) for v, n in zip(row, names, strict=True)])
+                  for row in rows]
+        schema = {n: _widened([f.schema[n] for f in frames], n, node) for n in names}
+        frame = pl.concat([f.cast(schema) for f in frames])  # type: ignore[arg-type]
+        label, i = "values", 1
+        while label in self.flow._names:
+            i += 1
+            label = f"values_{i}"
+        stream = self.flow.source(memory(frame), name=label)
+        return Rel(stream, [Field(None, n, n) for n in names])
 
     def window_tvf(self, tvf: WindowTVF) -> Rel:
         src = tvf.this
@@ -429,9 +461,8 @@ class Planner(JoinPlanning, AggregatePlanning):
                 raise unsupported("HOP with a size that is not a multiple of the slide", tvf)
             spec = sliding(size, every=slide)
         elif kind == "SESSION":
-            if tvf.args.get("partition"):
-                raise unsupported("SESSION(TABLE t PARTITION BY ...)", tvf,
-                                  "put the keys in GROUP BY instead")
+            for key in windowing.session_partition(tvf):
+                rel.scope().resolve(key)  # names an unknown column
             spec = session(ivs[0])
         else:  # CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)
             spec = windowing.cumulate_spec(ivs[0], ivs[1], tvf)
@@ -522,6 +553,33 @@ class Planner(JoinPlanning, AggregatePlanning):
         return out
 
     # -- aggregation ------------------------------------------------------------------------
+_INT_DIGITS = {pl.Int8: 3, pl.Int16: 5, pl.Int32: 10, pl.Int64: 19}
+
+
+def _widened(types: list[pl.DataType], column: str, node: exp.Expr) -> pl.DataType:
+    """The type of a VALUES column whose rows have ``types``: Flink's widening of numbers
+    (INT and BIGINT → BIGINT, INT and DECIMAL(2, 1) → DECIMAL(11, 1), any DOUBLE → DOUBLE)."""
+    known = list(dict.fromkeys(t for t in types if t != pl.Null))
+    if not known:
+        raise error(f"VALUES: column {column} is NULL in every row; give it a type with "
+                    "CAST(NULL AS type)", node)
+    if len(known) == 1:
+        return known[0]
+    if not all(t.is_numeric() for t in known):
+        raise error(f"VALUES: column {column} mixes the types "
+                    f"{', '.join(describe_type(t) for t in known)}; CAST the values to one type",
+                    node)
+    if any(t.is_float() for t in known):
+        return pl.Float64()
+    decimals = [t for t in known if isinstance(t, pl.Decimal)]
+    if not decimals:
+        return max(known, key=lambda t: _INT_DIGITS[type(t)])
+    scale = max(d.scale for d in decimals)
+    digits = max([d.precision - d.scale for d in decimals]
+                 + [_INT_DIGITS[type(t)] for t in known if not isinstance(t, pl.Decimal)])
+    return pl.Decimal(min(digits + scale, 38), scale)
+
+
 def _rank_limit(c: exp.Expr, name: str) -> int | None:
     """N of ``rn <= N``, ``rn < N + 1``, ``rn = 1`` (either way round); None otherwise."""
     if not isinstance(c, exp.LTE | exp.LT | exp.GTE | exp.GT | exp.EQ):

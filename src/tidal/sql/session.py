@@ -21,11 +21,20 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from tidal.errors import ConfigError
-from tidal.sql.catalog import Catalog, Registered, TableDef, ViewDef, describe_type, table_from_ddl
+from tidal.sql.catalog import (
+    Catalog,
+    Registered,
+    TableDef,
+    ViewDef,
+    create_table_sql,
+    describe_type,
+    table_from_ddl,
+    table_from_query,
+)
 from tidal.sql.connectors import REGISTRY
 from tidal.sql.dialect import Flink
 from tidal.sql.errors import SqlError, error, unsupported
-from tidal.sql.expressions import Function, sql_type
+from tidal.sql.expressions import Function, Translator, sql_type
 from tidal.sql.planner import Planner, Rel
 from tidal.sql.updating import DELETE
 
@@ -33,7 +42,7 @@ if TYPE_CHECKING:
     from tidal.api.flow import Flow
     from tidal.api.stream import Stream
 
-__all__ = ["Result", "Session", "parse", "session_for"]
+__all__ = ["Result", "Session", "builtin_functions", "parse", "session_for"]
 
 
 @dataclass
@@ -98,7 +107,7 @@ def parse(script: str) -> list[exp.Expr]:
     try:
         if "STATEMENT" in upper:
             script = _statement_sets(script)
-        return [s for s in sqlglot.parse(script, read=Flink) if s is not None]
+        statements = [s for s in sqlglot.parse(script, read=Flink) if s is not None]
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         line, col = first.get("line"), first.get("col")
@@ -109,6 +118,24 @@ def parse(script: str) -> list[exp.Expr]:
                        ) from None
     except TokenError as exc:
         raise SqlError(f"cannot read the statement: {exc}") from None
+    texts = _texts(script)
+    if len(texts) == len(statements):
+        for node, text in zip(statements, texts, strict=True):
+            node.meta["sql"] = text
+    return statements
+
+
+def _texts(script: str) -> list[str]:
+    """The text of each statement of ``script`` (what ``SHOW CREATE`` prints back)."""
+    from sqlglot.tokens import TokenType
+
+    chunks: list[list[Any]] = [[]]
+    for tok in Flink().tokenize(script):
+        if tok.token_type == TokenType.SEMICOLON:
+            chunks.append([])
+        else:
+            chunks[-1].append(tok)
+    return [script[c[0].start:c[-1].end + 1] for c in chunks if c]
 
 
 def udf(return_type: Any = None, *, vectorized: bool = True) -> Callable[[Callable[..., Any]],
@@ -199,7 +226,7 @@ class Session:
         if isinstance(node, exp.Create):
             if _materialized(node):
                 return self._materialized_view(flow, node)
-            return self._create(node)
+            return self._create(flow, node)
         if isinstance(node, exp.Drop):
             kind = (node.args.get("kind") or "TABLE").upper()
             if kind == "FUNCTION":
@@ -238,6 +265,13 @@ class Session:
         if word == "SET":
             raise error(f"SET {rest.strip()}: quote the key and the value, as Flink does: "
                         "SET 'key' = 'value'", node)
+        if word == "SHOW" and rest.split()[:1] == ["CREATE"]:
+            return Result("show", text=self.show_create(rest, node))
+        if word == "SHOW" and " ".join(rest.upper().split()) in ("FUNCTIONS", "USER FUNCTIONS"):
+            names = sorted(f.name for f in self.functions.values())
+            if rest.split()[0].upper() != "USER":
+                names = sorted({*names, *builtin_functions()})
+            return Result("show", text="\n".join(names))
         if word == "SHOW" and rest.strip().upper() in ("TABLES", "VIEWS"):
             kinds = ViewDef if rest.strip().upper() == "VIEWS" else (TableDef, ViewDef, Registered)
             names = [n for n in self.catalog.names() if isinstance(self.catalog.entries[n], kinds)]
@@ -263,23 +297,24 @@ class Session:
         raise unsupported(f"the statement {word} {rest.split()[0] if rest.split() else ''}".strip(),
                           node)
 
-    def _create(self, node: exp.Create) -> Result:
+    def _create(self, flow: Flow, node: exp.Create) -> Result:
         kind = (node.args.get("kind") or "").upper()
         replace_ = bool(node.args.get("replace"))
         exists = bool(node.args.get("exists"))
         if kind == "TABLE":
             if node.args.get("expression") is not None:
-                raise unsupported("CREATE TABLE ... AS SELECT", node,
-                                  "CREATE TABLE the sink, then INSERT INTO it")
-            self.catalog.add(table_from_ddl(node), exists, replace_, node)
+                return self._create_as(flow, node)
+            table = table_from_ddl(node)
+            table.ddl = node.meta.get("sql")
+            self.catalog.add(table, exists, replace_, node)
             return Result("ddl")
         if kind == "VIEW":
             props = node.args.get("properties")
             temporary = bool(props and any(isinstance(p, exp.TemporaryProperty)
                                            for p in props.expressions))
             name = node.this.name
-            self.catalog.add(ViewDef(name, node.args["expression"], temporary), exists, replace_,
-                             node)
+            self.catalog.add(ViewDef(name, node.args["expression"], temporary, node.meta.get("sql")),
+                             exists, replace_, node)
             return Result("ddl")
         if kind == "FUNCTION":
             props = node.args.get("properties")
@@ -291,6 +326,29 @@ class Session:
                             "function by its import path", node)
             return self._create_function(node.this.name, target.this, language, exists, node)
         raise unsupported(f"CREATE {kind}", node)
+
+    def _create_as(self, flow: Flow, node: exp.Create) -> Result:
+        """``CREATE TABLE t WITH (...) AS query`` (Flink's CTAS): a table whose columns are
+        the query's, written by the query as ``INSERT INTO t`` would; an updating query's
+        upsert key becomes the table's primary key."""
+        if isinstance(node.this, exp.Schema):
+            raise unsupported("a column list in CREATE TABLE ... AS SELECT", node.this,
+                              "the table takes the query's columns: leave the list out")
+        name = node.this.name
+        if name in self.catalog.entries:
+            raise error(f"CREATE TABLE {name} AS SELECT: table {name!r} already exists; DROP it "
+                        "first, or INSERT INTO it", node)
+        if node.args.get("replace"):
+            raise unsupported("CREATE OR REPLACE TABLE ... AS SELECT", node)
+        rel = Planner(self, flow).query(node.args["expression"])
+        names = [f.name for f in rel.fields]
+        key = [n for n, f in zip(names, rel.fields, strict=True) if f.column in rel.key]
+        table = table_from_query(node, {n: rel.schema[f.column] for n, f in
+                                        zip(names, rel.fields, strict=True)},
+                                 key if rel.updating else [])
+        self._write(table, rel, names, node)
+        self.catalog.add(table, node=node)
+        return Result("insert")
 
     def _create_function(self, name: str, target: str, language: str, exists: bool,
                          node: exp.Expr) -> Result:
@@ -349,12 +407,20 @@ class Session:
         if not isinstance(entry, TableDef):
             raise error(f"INSERT INTO {name}: {name!r} is a view, not a table with a connector",
                         target)
-        conn = REGISTRY[entry.connector]
-        if conn.sink is None:
+        if REGISTRY[entry.connector].sink is None:
             raise error(f"INSERT INTO {name}: the {entry.connector!r} connector can only be read",
                         target)
         rel = Planner(self, flow).query(node.expression)
-        sink_cols = columns or list(entry.columns)
+        self._write(entry, rel, columns or list(entry.columns), node)
+        return Result("insert")
+
+    def _write(self, entry: TableDef, rel: Rel, sink_cols: list[str], node: exp.Expr) -> None:
+        """Sink ``rel`` into the table ``entry``: its columns in order into ``sink_cols``."""
+        name = entry.name
+        conn = REGISTRY[entry.connector]
+        if conn.sink is None:
+            raise error(f"CREATE TABLE {name} AS SELECT: the {entry.connector!r} connector can "
+                        "only be read", node)
         if len(sink_cols) != len(rel.fields):
             raise error(f"INSERT INTO {name}: the query gives {len(rel.fields)} column(s) "
                         f"({', '.join(f.name for f in rel.fields)}) but the table takes "
@@ -385,9 +451,25 @@ class Session:
             raise ConfigError(f"table {name!r}: option(s) {unused} are not known to the "
                               f"{entry.connector!r} sink")
         (rel.stream if as_is else rel.stream.select(exprs)).sink(sink, name=f"{name}")
-        return Result("insert")
 
     # -- text results ---------------------------------------------------------------------------
+    def show_create(self, rest: str, node: exp.Expr) -> str:
+        """``SHOW CREATE TABLE t`` / ``SHOW CREATE VIEW v``: a statement that declares it again."""
+        words = rest.split()
+        kind = words[1].upper() if len(words) > 1 else ""
+        if kind not in ("TABLE", "VIEW") or len(words) != 3:
+            raise unsupported(f"SHOW {rest.strip()}", node, "write SHOW CREATE TABLE name or "
+                              "SHOW CREATE VIEW name")
+        name = words[2].strip("`")
+        entry = self.catalog.get(name, node)
+        if kind == "TABLE" and isinstance(entry, TableDef):
+            return create_table_sql(entry)
+        if kind == "VIEW" and isinstance(entry, ViewDef):
+            return entry.ddl or f"CREATE VIEW `{name}` AS {entry.query.sql(dialect=Flink)}"
+        what = "a view" if isinstance(entry, ViewDef) else "a table" if \
+            isinstance(entry, TableDef) else "a stream registered from Python"
+        raise error(f"SHOW CREATE {kind} {name}: {name!r} is {what}", node)
+
     def describe(self, name: str, node: exp.Expr | None = None) -> str:
         entry = self.catalog.get(name, node)
         rows: list[tuple[str, str, str]] = []
@@ -446,6 +528,25 @@ def _materialized(node: exp.Create) -> bool:
     props = node.args.get("properties")
     return (node.args.get("kind") or "").upper() == "VIEW" and bool(
         props and any(isinstance(p, exp.MaterializedProperty) for p in props.expressions))
+
+
+def builtin_functions() -> list[str]:
+    """The names of the built-in SQL functions (what ``SHOW FUNCTIONS`` lists besides the
+    user's), read from the :class:`~tidal.sql.expressions.Translator` so the list stays
+    true as functions are added: its ``_fn_<name>`` methods, the names sqlglot parses into
+    the function classes of its ``_<class>`` methods, and the aggregates."""
+    from tidal.sql import aggregates
+
+    classes = {c.__name__.lower(): c for c in vars(exp).values() if isinstance(c, type)
+               and issubclass(c, exp.Func)
+               and not issubclass(c, exp.Connector | exp.Anonymous | exp.Case)}
+    names = set(getattr(aggregates, "AGGREGATES", ("AVG", "COUNT", "MAX", "MIN", "SUM")))
+    for attr in dir(Translator):
+        if attr.startswith("_fn_"):
+            names.add(attr[4:])
+        elif attr.startswith("_") and attr[1:] in classes:
+            names.update(classes[attr[1:]].sql_names())
+    return sorted(n.lower() for n in names)
 
 
 def session_for(flow: Flow) -> Session:

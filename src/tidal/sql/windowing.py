@@ -29,13 +29,14 @@ from sqlglot import exp
 
 from tidal.api.windows import Cumulative, Session, Sliding, Tumbling, WindowSpec, cumulate
 from tidal.operators.timeattr import TimeAttr
-from tidal.sql.errors import unsupported
+from tidal.sql.dialect import WindowTVF
+from tidal.sql.errors import error, unsupported
 
 if TYPE_CHECKING:
     from tidal.api.stream import Stream
     from tidal.sql.planner import RankSpec, Rel
 
-__all__ = ["cumulate_spec", "materialize", "propagated_spec", "rank_window", "window_join",
+__all__ = ["check_session_keys", "cumulate_spec", "materialize", "session_partition", "propagated_spec", "rank_window", "window_join",
            "window_join_ends", "window_top_n"]
 
 WINDOW_COLUMNS = ("window_start", "window_end", "window_time")
@@ -47,6 +48,43 @@ def cumulate_spec(step_ms: int, size_ms: int, tvf: exp.Expr) -> Cumulative:
         raise unsupported("CUMULATE with a size that is not a multiple of the step", tvf,
                           "choose a step that divides the size")
     return cumulate(size_ms, step=step_ms)
+
+
+def session_partition(tvf: WindowTVF) -> list[exp.Column]:
+    """The columns of ``SESSION(TABLE t PARTITION BY k1, k2, ...)`` (or ``(k1, k2)``)."""
+    keys: list[exp.Column] = []
+    for p in tvf.args.get("partition") or []:
+        for k in p.expressions if isinstance(p, exp.Tuple) else [p]:
+            if not isinstance(k, exp.Column):
+                raise unsupported(f"PARTITION BY {k.sql()} in SESSION", k,
+                                  "partition by columns of the table")
+            keys.append(k)
+    return keys
+
+
+def check_session_keys(node: exp.Select, group: exp.Group | None) -> None:
+    """A ``SESSION(TABLE t PARTITION BY keys, ...)`` in ``node``'s FROM has its sessions per
+    partition key, and tidal's session windows are per GROUP BY key: the GROUP BY must name
+    the partition keys, and no other column besides the window columns."""
+    frm = node.args.get("from_") or node.args.get("from")
+    table = frm.this if frm is not None else None
+    inner = table.this if isinstance(table, exp.Table) else None
+    if isinstance(inner, exp.Anonymous) and inner.expressions:
+        inner = inner.expressions[0]
+    if not isinstance(inner, WindowTVF) or not inner.args.get("partition"):
+        return
+    keys = [k.name for k in session_partition(inner)]
+    grouped = [e.name if isinstance(e, exp.Column) else e.sql()
+               for e in (group.expressions if group is not None else [])
+               if not (isinstance(e, exp.Column) and e.name.lower() in WINDOW_COLUMNS)]
+    missing = [k for k in keys if k not in grouped]
+    if missing:
+        raise error(f"SESSION(... PARTITION BY {', '.join(keys)} ...): GROUP BY window_start, "
+                    f"window_end needs the partition key(s) {', '.join(missing)} too", node)
+    extra = [g for g in grouped if g not in keys]
+    if extra:
+        raise unsupported(f"GROUP BY {', '.join(extra)} beyond the PARTITION BY keys of SESSION",
+                          group, "add them to PARTITION BY")
 
 
 def propagated_spec(inner: WindowSpec) -> Tumbling:
