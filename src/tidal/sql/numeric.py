@@ -277,7 +277,7 @@ def _decimal_places(v: pl.Expr, dtype: pl.Decimal, d: int, mode: Mode) -> pl.Exp
         shifted = v * pl.lit(Decimal(1).scaleb(d), pl.Decimal(1 - d, -d))
         out = _zero_places(shifted, mode) * pl.lit(10 ** -d, pl.Int64)
         return out.cast(pl.Decimal(min(38, 1 + p - s), 0))
-    return _to_places(v, d, mode).cast(pl.Decimal(1 + p - s + d, d))
+    return _to_places(v, d, mode).cast(pl.Decimal(min(38, 1 + p - s + d), d))
 
 
 def _zero_places(v: pl.Expr, mode: Mode) -> pl.Expr:
