@@ -1,7 +1,7 @@
 """Flink's aggregate functions in SQL (tidal.sql.aggregates): STDDEV_POP/SAMP, VAR_POP/SAMP,
-VARIANCE, FIRST_VALUE, LAST_VALUE, LISTAGG, COUNT(DISTINCT a, b), SUM/AVG(DISTINCT x), each
-in a TUMBLE and a HOP window (panes merged), a running GROUP BY and, where it applies, a
-GROUP BY over an updating input; checked against DuckDB's batch answer over the same rows
+VARIANCE, FIRST_VALUE, LAST_VALUE, LISTAGG, ARRAY_AGG, COUNT(DISTINCT a, b) and SUM/AVG
+(DISTINCT x), each in a TUMBLE and a HOP window (panes merged), a running GROUP BY and, where
+it applies, a GROUP BY over an updating input; checked against DuckDB's batch answer over the same rows
 (NULLs, one-row groups and equal event times included)."""
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ ORDERED = [
     ("LAST_VALUE(s)", "last(s ORDER BY t, seq) FILTER (WHERE s IS NOT NULL)"),
     ("LISTAGG(s)", "string_agg(s, ',' ORDER BY t, seq)"),
     ("LISTAGG(v, '; ')", "string_agg(CAST(v AS VARCHAR), '; ' ORDER BY t, seq)"),
+    ("ARRAY_AGG(v)", "list(v ORDER BY t, seq)"),  # NULLs kept (Flink's RESPECT NULLS default)
+    ("ARRAY_AGG(s IGNORE NULLS)", "list(s ORDER BY t, seq) FILTER (WHERE s IS NOT NULL)"),
 ]
 DISTINCT = [
     ("COUNT(DISTINCT k, s)", "count(DISTINCT (k, s)) FILTER (WHERE k IS NOT NULL AND "
@@ -131,11 +133,23 @@ def test_one_row_group_has_null_sample_variance_and_zero_population_variance() -
 
 def test_all_null_values_give_null() -> None:
     got = run_sql("SELECT k, STDDEV_POP(v) AS a, FIRST_VALUE(v) AS b, LAST_VALUE(v) AS c, "
-                  "LISTAGG(s) AS e, SUM(DISTINCT v) AS f, COUNT(DISTINCT v, s) AS g FROM "
+                  "LISTAGG(s) AS e, SUM(DISTINCT v) AS f, COUNT(DISTINCT v, s) AS g, "
+                  "ARRAY_AGG(v IGNORE NULLS) AS h, ARRAY_AGG(v) AS i FROM "
                   "(SELECT k, t, CAST(NULL AS BIGINT) AS v, CAST(NULL AS STRING) AS s FROM r) "
-                  "GROUP BY k")
+                  "WHERE k = 'lone' GROUP BY k")
     final = apply_changelog(got, ["k"]).drop(DELETE, strict=False)
-    assert {r[1:] for r in final.rows()} == {(None, None, None, None, None, 0)}
+    assert final.rows() == [("lone", None, None, None, None, None, 0, None, [None])]
+
+
+def test_without_event_time_the_order_is_arrival() -> None:
+    flow = td.Flow("arrival")
+    rows = [{"k": "a", "v": v} for v in (3, None, 1, 2, None)]
+    flow.register_table("p", flow.source(td.sources.memory(rows)))
+    out = td.sinks.memory()
+    flow.sql("SELECT k, FIRST_VALUE(v) AS f, LAST_VALUE(v) AS l, LISTAGG(v, '-') AS s, "
+             "ARRAY_AGG(v) AS a FROM p GROUP BY k").sink(out)
+    flow.run(quiet=True, max_batch_rows=2)
+    assert out.frame().rows()[-1] == ("a", 3, 2, "3-1-2", [3, None, 1, 2, None])
 
 
 # over an updating input: each u's latest maximum, grouped by its bucket (groups move)
@@ -147,13 +161,13 @@ UPDATING = [("STDDEV_SAMP(mv)", "stddev_samp(mv)"), ("VAR_POP(md)", "var_pop(md)
 
 def test_group_by_over_an_updating_input_retracts_to_the_batch_answer() -> None:
     ours, theirs = calls(UPDATING)
-    got = run_sql(f"SELECT u % 3 AS b, {ours}, LISTAGG(ms, '|') AS l "
+    got = run_sql(f"SELECT u % 3 AS b, {ours}, ARRAY_AGG(mv) AS a, LISTAGG(ms, '|') AS l "
                   f"FROM ({INNER}) GROUP BY u % 3")
     final = apply_changelog(got, ["b"]).drop(DELETE, strict=False)
-    want = duck(f"SELECT u % 3 AS b, {theirs}, list_sort(list(ms)) "
+    want = duck(f"SELECT u % 3 AS b, {theirs}, list_sort(list(mv)), list_sort(list(ms)) "
                 f"FROM ({INNER}) GROUP BY b")
-    # LISTAGG over an updating input is in the order of the rows' last change: compare sets
-    got_rows = [(*r[:-1], sorted(r[-1].split("|"))) for r in rows(final)]
+    # ARRAY_AGG, LISTAGG over an updating input: in the order of the rows' last change
+    got_rows = [(*r[:-2], sorted(r[-2]), sorted(r[-1].split("|"))) for r in rows(final)]
     same(sorted(got_rows, key=repr), want)
 
 
@@ -167,6 +181,10 @@ def test_group_by_over_an_updating_input_retracts_to_the_batch_answer() -> None:
     ("SELECT LISTAGG(DISTINCT s) FROM r", "LISTAGG.* is not supported"),
     ("SELECT STDDEV(v) FROM r", r"the aggregate STDDEV\(v\) is not supported"),
     ("SELECT BOOL_AND(v > 0) FROM r", "is not supported"),
+    ("SELECT ARRAY_AGG(DISTINCT v) FROM r", r"ARRAY_AGG\(DISTINCT ...\) is not supported"),
+    ("SELECT ARRAY_AGG(v ORDER BY t) FROM r", r"ORDER BY inside ARRAY_AGG\(...\) is not "
+                                              "supported"),
+    ("SELECT FIRST_VALUE(v) IGNORE NULLS FROM r", "is not supported"),
 ])
 def test_what_is_not_planned_is_named(query: str, message: str) -> None:
     flow = td.Flow("refused")

@@ -93,11 +93,14 @@ class Agg:
                 x = c.cast(pl.Float64)
                 return [x.count().cast(pl.Int64).alias(_p(out, "n")), x.mean().alias(_p(out, "m")),
                         ((x - x.mean()) ** 2).sum().alias(_p(out))]
-            case "listagg":
-                keep = c.is_not_null()
-                t = (pl.col(TIME) if self.params[1] else pl.int_range(pl.len())).filter(keep)
-                return [c.filter(keep).cast(pl.String).sort_by(t, maintain_order=True)
-                        .alias(_p(out)), t.sort().alias(_p(out, "t"))]
+            case "listagg" | "array_agg":  # params: (separator | ignore nulls, by time, ...)
+                t = pl.col(TIME) if self.params[1] else pl.int_range(pl.len())
+                if self.kind == "listagg" or self.params[0]:
+                    t, c = t.filter(c.is_not_null()), c.filter(c.is_not_null())
+                if self.kind == "listagg":
+                    c = c.cast(pl.String)
+                return [c.sort_by(t, maintain_order=True).alias(_p(out)),
+                        t.sort().alias(_p(out, "t"))]
             case "count_distinct" | "sum_distinct":
                 return [c.drop_nulls().unique().alias(_p(out))]
             case "percentile":
@@ -140,7 +143,7 @@ class Agg:
                 mean = (n * m).sum() / total
                 return [total, pl.when(total > 0).then(mean).otherwise(None).alias(_p(out, "m")),
                         (p.sum() + (n * (m - mean) ** 2).sum()).alias(_p(out))]
-            case "listagg":
+            case "listagg" | "array_agg":
                 t = pl.col(_p(out, "t")).explode()
                 keep = t.is_not_null()  # an empty list explodes to one null
                 return [p.explode().filter(keep).sort_by(t.filter(keep), maintain_order=True),
@@ -171,6 +174,8 @@ class Agg:
             case "listagg":
                 return pl.when(p.list.len() > 0).then(p.list.join(self.params[0])) \
                     .otherwise(None).alias(out)
+            case "array_agg":
+                return pl.when(p.list.len() > 0).then(p).otherwise(None).alias(out)
             case "count_distinct":
                 return p.list.len().cast(pl.Int64).alias(out)
             case "sum_distinct":
@@ -193,6 +198,8 @@ class Agg:
             return pl.Float64()
         if self.kind == "listagg":
             return pl.String()
+        if self.kind == "array_agg":
+            return self.params[2]
         if self.kind == "approx_count_distinct":
             return pl.Int64()
         if self.kind == "udaf":
@@ -203,7 +210,7 @@ class Agg:
         """Names of the partial-state columns of this aggregate."""
         if self.kind == "mean":
             return [_p(out, "s"), _p(out, "n")]
-        if self.kind in ("first", "last", "listagg"):
+        if self.kind in ("first", "last", "listagg", "array_agg"):
             return [_p(out), _p(out, "t")]
         if self.kind == "variance":
             return [_p(out, "n"), _p(out, "m"), _p(out)]

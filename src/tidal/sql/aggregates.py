@@ -205,6 +205,10 @@ class AggregatePlanning:
         and the checks of WHERE treat them as aggregates."""
         from tidal.api.agg import UserAggregate
 
+        for nulls in list(node.find_all(exp.IgnoreNulls, exp.RespectNulls)):
+            if isinstance(nulls.this, exp.ArrayAgg):  # ARRAY_AGG(x IGNORE NULLS)
+                nulls.this.set("nulls_excluded", isinstance(nulls, exp.IgnoreNulls) or None)
+                nulls.replace(nulls.this)
         for call in list(node.find_all(exp.Anonymous)):
             if call.name.upper() == "LISTAGG":
                 call.replace(_listagg(call))
@@ -247,6 +251,9 @@ class AggregatePlanning:
         args = list(call.this.expressions) if distinct else [call.this]
         if distinct and name not in ("COUNT", "SUM", "AVG"):
             raise unsupported(f"{name}(DISTINCT ...)", call)
+        if isinstance(call.this, exp.Order):
+            raise unsupported(f"ORDER BY inside {name}(...)", call.this,
+                              "the order is event time (see docs/sql-functions.md)")
         if len(args) != 1 and name != "COUNT":
             raise error(f"{name} takes one argument", call)
         if name in ("FIRST_VALUE", "LAST_VALUE") and updating:
@@ -288,6 +295,10 @@ class AggregatePlanning:
             return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
         if name == "LISTAGG":
             specs[out] = agg.listagg(src, call.args["separator"], by_time=not updating)
+            return pl.col(out)
+        if name == "ARRAY_AGG":
+            specs[out] = agg.Agg("array_agg", src, (bool(call.args.get("nulls_excluded")),
+                                                    not updating, pl.List(tr.dtype(value))))
             return pl.col(out)
         specs[out] = _SIMPLE[name](src)
         return pl.col(out)
@@ -333,7 +344,7 @@ _AGGREGATES: dict[type[exp.Expr], str] = {
     exp.Count: "COUNT", exp.Sum: "SUM", exp.Min: "MIN", exp.Max: "MAX", exp.Avg: "AVG",
     exp.VariancePop: "VAR_POP", exp.Variance: "VAR_SAMP", exp.StddevPop: "STDDEV_POP",
     exp.StddevSamp: "STDDEV_SAMP", exp.FirstValue: "FIRST_VALUE",
-    exp.LastValue: "LAST_VALUE", exp.GroupConcat: "LISTAGG",
+    exp.LastValue: "LAST_VALUE", exp.GroupConcat: "LISTAGG", exp.ArrayAgg: "ARRAY_AGG",
 }
 """The built-in aggregates tidal plans, by sqlglot node (``VARIANCE`` reads as
 ``VAR_SAMP``)."""
