@@ -530,23 +530,40 @@ def _materialized(node: exp.Create) -> bool:
         props and any(isinstance(p, exp.MaterializedProperty) for p in props.expressions))
 
 
+_INTERNAL_NAMES = frozenset({"ARRAYAGG", "DATE_TO_DATE_STR", "PAD", "STR_POSITION",
+                             "S_H_A2_DIGEST", "TIME_TO_TIME_STR", "TS_OR_DS_TO_DATE_STR"})
+"""Names sqlglot derives from its own node classes, which no SQL dialect spells."""
+
+
 def builtin_functions() -> list[str]:
     """The names of the built-in SQL functions (what ``SHOW FUNCTIONS`` lists besides the
-    user's), read from the :class:`~tidal.sql.expressions.Translator` so the list stays
-    true as functions are added: its ``_fn_<name>`` methods, the names sqlglot parses into
-    the function classes of its ``_<class>`` methods, and the aggregates."""
-    from tidal.sql import aggregates
+    user's), found rather than listed so the list stays true as functions are added: each
+    name the dialect parses as a call, kept when it reads as a node the
+    :class:`~tidal.sql.expressions.Translator` has a ``_<node class>`` method for or as a
+    planned aggregate; and the Translator's ``_fn_<name>`` functions."""
+    from sqlglot.errors import ErrorLevel
 
-    classes = {c.__name__.lower(): c for c in vars(exp).values() if isinstance(c, type)
-               and issubclass(c, exp.Func)
-               and not issubclass(c, exp.Connector | exp.Anonymous | exp.Case)}
-    names = set(getattr(aggregates, "AGGREGATES", ("AVG", "COUNT", "MAX", "MIN", "SUM")))
-    for attr in dir(Translator):
-        if attr.startswith("_fn_"):
-            names.add(attr[4:])
-        elif attr.startswith("_") and attr[1:] in classes:
-            names.update(classes[attr[1:]].sql_names())
-    return sorted(n.lower() for n in names)
+    from tidal.sql.aggregates import _AGGREGATES
+
+    parser = Flink.parser_class
+    found = {name.lower() for name in _AGGREGATES.values()}
+    found |= {attr[4:] for attr in dir(Translator) if attr.startswith("_fn_")}
+    for name in {*parser.FUNCTIONS, *parser.FUNCTION_PARSERS} - _INTERNAL_NAMES:
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            continue
+        for args in ("a", "a AS INT"):
+            try:
+                call = sqlglot.parse_one(f"{name}({args})", read=Flink,
+                                         error_level=ErrorLevel.IGNORE)
+            except Exception:  # noqa: BLE001 - a builder that wants other arguments
+                continue
+            planned = isinstance(call, exp.Func) and not isinstance(
+                call, exp.Connector | exp.Anonymous | exp.Case) and \
+                hasattr(Translator, f"_{type(call).__name__.lower()}")
+            if planned or type(call) in _AGGREGATES:
+                found.add(name.lower())
+                break
+    return sorted(found)
 
 
 def session_for(flow: Flow) -> Session:
