@@ -179,10 +179,12 @@ ERRORS = [
     ("UUID()", UnsupportedSql, "UUID() is not supported; its values would differ"),
     ("ROUND(f, i)", UnsupportedSql, "ROUND with a number of decimal places that is not an "
      "integer literal (i) is not supported"),
-    ("BIN(f)", SqlError, "BIN expects an integer, got Float64"),
-    ("HEX(d)", SqlError, "HEX expects an integer or a string, got Decimal"),
-    ("ROUND(s, 1)", SqlError, "ROUND expects a number, got String"),
+    ("BIN(f)", SqlError, "BIN expects an integer, got DOUBLE"),
+    ("HEX(d)", SqlError, "HEX expects an integer or a string, got DECIMAL(6, 2)"),
+    ("ROUND(s, 1)", SqlError, "ROUND expects a number, got STRING"),
     ("E(1)", SqlError, "E takes 0 arguments, got 1"),
+    ("GREATEST(s, i)", SqlError, "GREATEST compares values of one kind (all numbers, all "
+     "strings, ...), got STRING, INT"),
     ("BITAND(i, 1)", UnsupportedSql, "the function BITAND is not supported"),  # not in Flink
 ]
 

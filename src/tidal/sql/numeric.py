@@ -169,11 +169,11 @@ class NumericFunctions:
 
     # -- conditional functions ------------------------------------------------------------
     def _greatest(self: Translator, node: exp.Greatest) -> pl.Expr:
-        items = [self.expr(e) for e in [node.this, *node.expressions]]
+        items = _comparable(self, node, "GREATEST")
         return _null_if_any(items, pl.max_horizontal(items))
 
     def _least(self: Translator, node: exp.Least) -> pl.Expr:
-        items = [self.expr(e) for e in [node.this, *node.expressions]]
+        items = _comparable(self, node, "LEAST")
         return _null_if_any(items, pl.min_horizontal(items))
 
     def _nullif(self: Translator, node: exp.Nullif) -> pl.Expr:
@@ -202,8 +202,26 @@ def _arity(node: exp.Expr, args: list[exp.Expr], n: int) -> None:
         raise error(f"{name} takes {n} argument{'s' if n != 1 else ''}, got {len(args)}", node)
 
 
+def _sql_name(dtype: pl.DataType) -> str:
+    from tidal.sql.catalog import describe_type  # the catalog imports the translator
+
+    return describe_type(dtype)
+
+
 def _double(t: Translator, node: exp.Expr) -> pl.Expr:
     return t.expr(node).cast(pl.Float64)
+
+
+def _comparable(t: Translator, node: exp.Greatest | exp.Least, name: str) -> list[pl.Expr]:
+    """The arguments of GREATEST/LEAST, which must be all numbers, all strings, ..."""
+    items = [t.expr(e) for e in [node.this, *node.expressions]]
+    dtypes = [t.dtype(i) for i in items]
+    kinds = {"number" if dt.is_numeric() else type(dt).__name__ for dt in dtypes
+             if dt != pl.Null}
+    if len(kinds) > 1:
+        raise error(f"{name} compares values of one kind (all numbers, all strings, ...), got "
+                    f"{', '.join(_sql_name(dt) for dt in dtypes)}", node)
+    return items
 
 
 def _null_if_any(items: list[pl.Expr], value: pl.Expr) -> pl.Expr:
@@ -256,7 +274,7 @@ def _round_to(t: Translator, node: exp.Round | exp.Trunc, mode: Mode) -> pl.Expr
         return _decimal_places(v, dtype, d, mode)
     if dtype.is_float():
         return _float_places(v, d, mode).cast(dtype)
-    raise error(f"{name} expects a number, got {dtype}", node)
+    raise error(f"{name} expects a number, got {_sql_name(dtype)}", node)
 
 
 def _int_places(v: pl.Expr, k: int, mode: Mode) -> pl.Expr:
@@ -314,7 +332,7 @@ def _int_digits(t: Translator, node: exp.Expr, arg: exp.Expr, name: str, fmt: st
     dtype = t.dtype(v)
     if not (dtype.is_integer() or dtype == pl.Null):
         raise error(f"{name} expects an integer{' or a string' if name == 'HEX' else ''}, "
-                    f"got {dtype}", node)
+                    f"got {_sql_name(dtype)}", node)
     u = v.cast(pl.Int64).reinterpret(signed=False)
     table = {i: fmt.format(i) for i in range(256)}
     parts = [(u // 256**k % 256).replace_strict(table, return_dtype=pl.String)
