@@ -31,6 +31,8 @@ from sqlglot.dialects.risingwave import RisingWave
 from sqlglot.parsers.risingwave import RisingWaveParser
 from sqlglot.tokens import TokenType
 
+from tidal.sql.temporal import FLINK_SIGNATURES
+
 __all__ = ["Flink", "WindowTVF"]
 
 TVF_NAMES = ("TUMBLE", "HOP", "CUMULATE", "SESSION")
@@ -107,6 +109,7 @@ def _row_as_struct(parser: Any, ahead: int) -> None:
 
 class FlinkParser(RisingWaveParser):
     FUNC_TOKENS = {*RisingWaveParser.FUNC_TOKENS, TokenType.SESSION}
+    FUNCTIONS = {k: v for k, v in RisingWaveParser.FUNCTIONS.items() if k not in FLINK_SIGNATURES}
     FUNCTION_PARSERS = {
         **RisingWaveParser.FUNCTION_PARSERS,
         **{k: (lambda kind: lambda self: _parse_window_function(self, kind))(k)

@@ -471,6 +471,8 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         to = sql_type(node.to)
         v = self.expr(node.this)
         src = self.dtype(v)
+        if (dated := self._cast_time(v, src, to)) is not None:  # DATE casts: temporal.py
+            return dated
         if src == pl.String and isinstance(to, pl.Datetime):
             return v.str.to_datetime(time_unit="ms", time_zone=to.time_zone)
         if src.is_temporal() and to == pl.String:
