@@ -37,11 +37,26 @@ ROWS = _rows()
 SCHEMA = {"seq": pl.Int64, "k": pl.String, "u": pl.Int64, "v": pl.Int64, "d": pl.Float64,
           "s": pl.String, "t": pl.Int64}
 
+
+
+def flink_integer(col: str, samp: bool, root: bool) -> str:
+    """DuckDB for Flink's VAR/STDDEV of an integer column: Calcite's reduction to sums in
+    integer arithmetic (each division truncates), the square root truncated."""
+    n = f"count({col})"
+    var = (f"((sum({col} * {col}) - sum({col}) * sum({col}) // {n}) // "
+           f"NULLIF({n} - {int(samp)}, 0))")
+    return f"CAST(trunc(sqrt({var})) AS BIGINT)" if root else var
+
+
 # tidal's aggregate call, DuckDB's: FIRST/LAST and LISTAGG in event-time order, arrival
 # order among equal times; LISTAGG compared exactly (order included)
 STATS = [
-    ("STDDEV_POP(v)", "stddev_pop(v)"), ("STDDEV_SAMP(d)", "stddev_samp(d)"),
-    ("VAR_POP(d)", "var_pop(d)"), ("VAR_SAMP(v)", "var_samp(v)"), ("VARIANCE(v)", "variance(v)"),
+    ("STDDEV_POP(d)", "stddev_pop(d)"), ("STDDEV_SAMP(d)", "stddev_samp(d)"),
+    ("VAR_POP(d)", "var_pop(d)"), ("VAR_SAMP(d)", "var_samp(d)"), ("VARIANCE(d)", "variance(d)"),
+    ("STDDEV_POP(v)", flink_integer("v", False, True)),
+    ("STDDEV_SAMP(v)", flink_integer("v", True, True)),
+    ("VAR_POP(v)", flink_integer("v", False, False)),
+    ("VARIANCE(v)", flink_integer("v", True, False)),
 ]
 ORDERED = [
     ("FIRST_VALUE(v)", "first(v ORDER BY t, seq) FILTER (WHERE v IS NOT NULL)"),
@@ -125,10 +140,23 @@ def test_running_group_by_ends_at_the_batch_answer() -> None:
 
 
 def test_one_row_group_has_null_sample_variance_and_zero_population_variance() -> None:
-    got = run_sql("SELECT k, VAR_SAMP(v) AS vs, STDDEV_SAMP(v) AS ss, VAR_POP(v) AS vp, "
+    got = run_sql("SELECT k, VAR_SAMP(d) AS vs, STDDEV_SAMP(v) AS ss, VAR_POP(v) AS vp, "
                   "STDDEV_POP(d) AS sp, LISTAGG(s) AS l FROM r WHERE k = 'lone' GROUP BY k")
-    assert got.drop(DELETE, strict=False).rows() == [("lone", None, None, 0.0, 0.0, "q")]
+    assert got.drop(DELETE, strict=False).rows() == [("lone", None, None, 0, 0.0, "q")]
     assert got.schema["vs"] == pl.Float64 and got.schema["l"] == pl.String
+
+
+def test_variance_of_an_integer_is_an_integer_as_in_flink() -> None:
+    flow = td.Flow("integers")
+    flow.register_table("p", flow.source(td.sources.memory(
+        [{"k": "a", "i": i, "x": float(i)} for i in (1, 2, 3, 4)])))
+    out = td.sinks.memory()
+    flow.sql("SELECT VAR_POP(i), VAR_SAMP(i), STDDEV_POP(i), STDDEV_SAMP(i), VAR_POP(x), "
+             "VAR_SAMP(x), STDDEV_POP(x) FROM p").sink(out)
+    flow.run(quiet=True)
+    *ints, vp, vs, sp = out.frame().drop(DELETE, strict=False).rows()[-1]
+    assert ints == [1, 1, 1, 1]  # (30 - 100 / 4) / 4 = 5 / 4 = 1, 5 / 3 = 1: INT arithmetic
+    assert (vp, vs, sp) == (1.25, pytest.approx(5 / 3), pytest.approx(1.25 ** 0.5))
 
 
 def test_all_null_values_give_null() -> None:
@@ -154,7 +182,7 @@ def test_without_event_time_the_order_is_arrival() -> None:
 
 # over an updating input: each u's latest maximum, grouped by its bucket (groups move)
 INNER = "SELECT u, MAX(v) AS mv, MAX(d) AS md, MIN(s) AS ms FROM r GROUP BY u"
-UPDATING = [("STDDEV_SAMP(mv)", "stddev_samp(mv)"), ("VAR_POP(md)", "var_pop(md)"),
+UPDATING = [("STDDEV_SAMP(mv)", flink_integer("mv", True, True)), ("VAR_POP(md)", "var_pop(md)"),
             ("COUNT(DISTINCT ms, u)", "count(DISTINCT (ms, u)) FILTER (WHERE ms IS NOT NULL)"),
             ("SUM(DISTINCT mv)", "sum(DISTINCT mv)"), ("AVG(DISTINCT md)", "avg(DISTINCT md)")]
 

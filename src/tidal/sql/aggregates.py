@@ -279,6 +279,8 @@ class AggregatePlanning:
         src: str
         if distinct and name != "COUNT":
             return _sum_distinct(name, value, out, tr.dtype(value), pre, specs)
+        if name[:3] in ("VAR", "STD") and tr.dtype(value).is_integer():
+            return _integer_variance(name, value, out, pre, specs)
         if not star and cond is None and len(args) == 1 and syntax.plain_column(tr.scope, arg):
             src = tr.scope.resolve(arg).column
         else:
@@ -314,6 +316,23 @@ def _sum_distinct(name: str, value: pl.Expr, out: str, dtype: pl.DataType,
         return pl.col(out)
     specs[out + "_n"] = agg.count_distinct(out + "_in")
     return _avg(pl.col(out), pl.col(out + "_n"), dtype)
+
+
+def _integer_variance(name: str, value: pl.Expr, out: str, pre: dict[str, pl.Expr],
+                      specs: dict[str, agg.Agg]) -> pl.Expr:
+    """``VAR_*`` / ``STDDEV_*`` of an integer, as Flink computes it: Calcite reduces it to
+    ``(SUM(x*x) - SUM(x)*SUM(x) / COUNT(x)) / COUNT(x)`` (``COUNT(x) - 1`` for the sample
+    variants, NULL for one value) in the argument's integer type, so each division
+    truncates, and the standard deviation is that variance's square root, truncated."""
+    x = value.cast(pl.Int64)
+    pre[out + "_in"], pre[out + "_sq"] = x, x * x
+    specs[out + "_s"], specs[out + "_q"] = agg.sum(out + "_in"), agg.sum(out + "_sq")
+    specs[out + "_n"] = agg.count(out + "_in")
+    s, q, n = pl.col(out + "_s"), pl.col(out + "_q"), pl.col(out + "_n")
+    denominator = n - 1 if name.endswith("SAMP") else n
+    variance = (q - s * s // n) // denominator  # both >= 0: floor is truncation here
+    result = variance.cast(pl.Float64).sqrt().cast(pl.Int64) if name[:3] == "STD" else variance
+    return pl.when(denominator > 0).then(result).otherwise(None)
 
 
 def _avg(s: pl.Expr, n: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -357,7 +376,7 @@ _SIMPLE = {
     "LAST_VALUE": lambda c: agg.last(c, ignore_nulls=True),
 }
 """Aggregates that are one :mod:`tidal.api.agg` aggregate of one column (Flink's
-FIRST_VALUE and LAST_VALUE skip NULLs)."""
+FIRST_VALUE and LAST_VALUE skip NULLs; the variances here are of floating-point values)."""
 
 
 def distinct_as_group_by(node: exp.Select) -> exp.Select:
