@@ -140,6 +140,13 @@ FLINK = [
     ("SQRT(-1.0)", [NAN], pl.Float64),
     ("LN(0)", [-math.inf], pl.Float64),
     ("LOG10(1000)", [3.0], pl.Float64),  # Math.log10 is exact on powers of ten
+    ("LOG10(i)", [math.log10(15), NAN, math.log10(25), -math.inf, None], pl.Float64),
+    # Flink's LOG and LOG2 fail the job where x <= 0 or b <= 1; tidal gives NULL there
+    ("LOG(i)", [math.log(15), None, math.log(25), None, None], pl.Float64),
+    ("LOG2(i)", [math.log(15) / math.log(2), None, math.log(25) / math.log(2), None, None],
+     pl.Float64),
+    ("LOG(1, 5)", [None], pl.Float64),
+    ("LOG(2, 8)", [3.0], pl.Float64),
     ("E()", [math.e], pl.Float64),
     ("PI()", [math.pi], pl.Float64),
     ("POWER(2, 10)", [1024.0], pl.Float64),

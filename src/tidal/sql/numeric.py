@@ -87,13 +87,17 @@ class NumericFunctions:
         return _double(self, node.this).log()
 
     def _log(self: Translator, node: exp.Log) -> pl.Expr:
-        # LOG(x) is LN(x); LOG(b, x), LOG10(x) and LOG2(x) arrive as Log(this=b, expression=x)
+        # LOG(x) is a natural logarithm; LOG(b, x), LOG10(x) and LOG2(x) arrive as
+        # Log(this=b, expression=x). Flink's LOG and LOG2 fail the job when x <= 0 or b <= 1
+        # (LN and LOG10 give NaN there); tidal gives NULL: a bad record never stops a job.
         if node.expression is None:
-            return _double(self, node.this).log()
+            x = _double(self, node.this)
+            return pl.when(x > 0).then(x.log())
         base, x = node.this, _double(self, node.expression)
         if isinstance(base, exp.Literal) and base.this == "10":
             return x.map_batches(_log10, return_dtype=pl.Float64)
-        return x.log() / _double(self, base).log()
+        b = _double(self, base)
+        return pl.when((x > 0) & (b > 1)).then(x.log() / b.log())
 
     def _pi(self: Translator, node: exp.Pi) -> pl.Expr:
         return pl.lit(math.pi, pl.Float64)
