@@ -1,4 +1,5 @@
-"""``VALUES`` as a bounded source and ``CREATE TABLE ... AS SELECT`` (Flink's CTAS)."""
+"""``VALUES`` as a bounded source, ``CREATE TABLE ... AS SELECT`` (Flink's CTAS) and
+``CREATE TABLE ... LIKE``."""
 
 from __future__ import annotations
 
@@ -124,3 +125,24 @@ def test_create_table_as_select_errors(tmp_path: Path) -> None:
         flow.sql(f"CREATE TABLE t WITH ('connector' = 'sqlite', 'path' = '{tmp_path}/x.db') AS "
                  "SELECT COUNT(*) AS n FROM bid")
     assert flow.sql("SHOW TABLES") == "bid" and flow.nodes == []
+
+
+def test_create_table_like_copies_the_table_and_overwrites_its_options() -> None:
+    flow = td.Flow("like")
+    flow.sql(BID + """
+      CREATE TABLE few WITH ('events' = '40', 'kind' = 'bid') LIKE bid;
+      CREATE VIEW v AS SELECT auction FROM bid;""")
+    assert flow.sql("DESCRIBE few") == flow.sql("DESCRIBE bid")  # columns and watermark
+    assert flow.sql("SHOW CREATE TABLE few") == \
+        "CREATE TABLE few WITH ('events' = '40', 'kind' = 'bid') LIKE bid"
+    _, rows = _rows(flow, "SELECT COUNT(*) AS n FROM few")
+    from tidal.nexmark import NexmarkConfig, generate_bids
+    assert rows[-1]["n"] == generate_bids(NexmarkConfig(events=40), 0, 40).height
+    with pytest.raises(UnsupportedSql, match="CREATE TABLE ... LIKE with a column list or LIKE "
+                                             "options is not supported"):
+        flow.sql("CREATE TABLE t (x INT) WITH ('events' = '1') LIKE bid")
+    with pytest.raises(UnsupportedSql, match="LIKE options is not supported"):
+        flow.sql("CREATE TABLE t LIKE bid (EXCLUDING OPTIONS)")
+    with pytest.raises(SqlError, match="CREATE TABLE t LIKE v: 'v' is not a table declared with "
+                                       "CREATE TABLE"):
+        flow.sql("CREATE TABLE t LIKE v")

@@ -7,7 +7,7 @@ of the flow shares that one source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from tidal.api.stream import Stream
 
 __all__ = ["Catalog", "TableDef", "ViewDef", "create_table_sql", "describe_type", "table_from_ddl",
-           "table_from_query"]
+           "table_from_query", "table_like"]
 
 
 @dataclass
@@ -160,14 +160,28 @@ def table_from_query(node: exp.Create, columns: dict[str, pl.DataType],
                     partition_keys)
 
 
+def table_like(node: exp.Create, base: TableDef) -> TableDef:
+    """The :class:`TableDef` of ``CREATE TABLE name [WITH (...)] LIKE base``: ``base``'s
+    columns, time attributes and key, with its options overwritten by those given (Flink's
+    default, ``INCLUDING ALL OVERWRITING OPTIONS``)."""
+    name = node.this.name
+    options, temporary, partition_keys = _properties(
+        node, name, base.columns, base.computed, base.options, base.partition_keys)
+    return replace(base, name=name, options=options, temporary=temporary,
+                   partition_keys=partition_keys, ddl=None)
+
+
 def _properties(node: exp.Create, name: str, columns: dict[str, pl.DataType],
-                computed: dict[str, exp.Expr]) -> tuple[dict[str, str], bool, list[str]]:
-    """The ``WITH (...)`` options, ``TEMPORARY`` and ``PARTITIONED BY`` keys of a CREATE
-    TABLE; the connector must be one tidal has."""
-    options: dict[str, str] = {}
+                computed: dict[str, exp.Expr], inherited: dict[str, str] | None = None,
+                partitions: list[str] | None = None) -> tuple[dict[str, str], bool, list[str]]:
+    """The ``WITH (...)`` options (over ``inherited`` ones), ``TEMPORARY`` and ``PARTITIONED
+    BY`` keys of a CREATE TABLE; the connector must be one tidal has."""
+    options: dict[str, str] = dict(inherited or {})
     temporary = False
-    partition_keys: list[str] = []
+    partition_keys: list[str] = list(partitions or [])
     for prop in (node.args.get("properties") or exp.Properties(expressions=[])).expressions:
+        if isinstance(prop, exp.LikeProperty):
+            continue
         if isinstance(prop, exp.TemporaryProperty):
             temporary = True
         elif isinstance(prop, exp.PartitionedByProperty):

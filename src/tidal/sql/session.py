@@ -30,6 +30,7 @@ from tidal.sql.catalog import (
     describe_type,
     table_from_ddl,
     table_from_query,
+    table_like,
 )
 from tidal.sql.connectors import REGISTRY
 from tidal.sql.dialect import Flink
@@ -304,7 +305,10 @@ class Session:
         if kind == "TABLE":
             if node.args.get("expression") is not None:
                 return self._create_as(flow, node)
-            table = table_from_ddl(node)
+            props = node.args.get("properties")
+            like = next((p for p in (props.expressions if props else [])
+                         if isinstance(p, exp.LikeProperty)), None)
+            table = self._like(node, like) if like is not None else table_from_ddl(node)
             table.ddl = node.meta.get("sql")
             self.catalog.add(table, exists, replace_, node)
             return Result("ddl")
@@ -326,6 +330,20 @@ class Session:
                             "function by its import path", node)
             return self._create_function(node.this.name, target.this, language, exists, node)
         raise unsupported(f"CREATE {kind}", node)
+
+    def _like(self, node: exp.Create, like: exp.LikeProperty) -> TableDef:
+        """``CREATE TABLE t [WITH (...)] LIKE base``: a copy of ``base`` with the options
+        given overwriting its own (Flink's default); columns or LIKE options beside it are
+        not supported."""
+        if isinstance(node.this, exp.Schema) or isinstance(like.this, exp.Schema):
+            raise unsupported("CREATE TABLE ... LIKE with a column list or LIKE options", like,
+                              "write CREATE TABLE t WITH (...) LIKE base: it copies base and "
+                              "overwrites its options")
+        base = self.catalog.get(like.this.name, like)
+        if not isinstance(base, TableDef):
+            raise error(f"CREATE TABLE {node.this.name} LIKE {like.this.name}: "
+                        f"{like.this.name!r} is not a table declared with CREATE TABLE", like)
+        return table_like(node, base)
 
     def _create_as(self, flow: Flow, node: exp.Create) -> Result:
         """``CREATE TABLE t WITH (...) AS query`` (Flink's CTAS): a table whose columns are
