@@ -3,12 +3,392 @@
 A mixin of :class:`~tidal.sql.expressions.Translator` (``self`` is a Translator): methods
 named ``_<sqlglot node class>`` translate the functions sqlglot parses into their own
 nodes, and ``_fn_<name>`` the ones it leaves as ``Anonymous`` calls.
+
+Positions count characters from 1, as Flink does. Regular expressions must be string
+literals: Flink's are Java regexes, tidal runs them with Polars' Rust engine, which has no
+look-around and no backreferences; a pattern it cannot compile fails at plan time, never
+per row. (Classes such as ``\\d`` and ``\\w`` match Unicode digits and letters in Rust,
+ASCII ones in Java.) The hash functions run Python's :mod:`hashlib` over each batch.
+
+>>> import polars as pl, sqlglot
+>>> from tidal.sql.dialect import Flink
+>>> from tidal.sql.expressions import Field, Scope, Translator
+>>> t = Translator(Scope([Field(None, "s", "s")], pl.Schema({"s": pl.String})))
+>>> e = t.expr(sqlglot.parse_one("LPAD(s, 5, '*')", read=Flink))
+>>> pl.DataFrame({"s": ["ab", None]}).select(e).to_series().to_list()
+['***ab', None]
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import polars as pl
+from sqlglot import exp
+
+from tidal.sql.errors import error, unsupported
+
+if TYPE_CHECKING:
+    from tidal.sql.expressions import Translator
+
 __all__ = ["StringFunctions"]
+
+_ANCHORS = {"^", "$", "\\b", "\\B", "\\A", "\\z", "\\Z"}
+_REGEX_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|.", re.S)
+_JSON_PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*")
+_URL = r"^(?i:(https?|ftp|file)):(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$"
+_URL_GROUPS = {"PROTOCOL": 1, "AUTHORITY": 2, "PATH": 3, "QUERY": 4, "REF": 5}
+
+
+def _is_string(node: exp.Expr | None) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string
+
+
+def _anchored(pattern: str) -> bool:
+    """Whether ``pattern`` uses ``^``, ``$`` or a word boundary outside a character class."""
+    return any(t in _ANCHORS for t in _REGEX_TOKEN.findall(pattern))
+
+
+def _char_offset(s: pl.Expr, byte_offset: pl.Expr) -> pl.Expr:
+    """Characters of ``s`` before ``byte_offset`` (Polars finds byte offsets)."""
+    return s.cast(pl.Binary).bin.head(byte_offset).cast(pl.String).str.len_chars()
+
+
+def _repeat(s: pl.Expr, times: pl.Expr) -> pl.Expr:
+    """``s`` repeated ``times`` times ('' when ``times`` <= 0), NULL when either is."""
+    joined = s.repeat_by(times.clip(0)).list.join("")
+    return pl.when(s.is_not_null() & times.is_not_null()).then(joined)
+
+
+def _hex_digest(algorithm: str) -> Callable[[pl.Series], pl.Series]:
+    def run(batch: pl.Series) -> pl.Series:
+        return pl.Series([None if v is None else hashlib.new(algorithm, v.encode()).hexdigest()
+                          for v in batch], dtype=pl.String)
+    return run
 
 
 class StringFunctions:
     """String, regex, JSON and hash functions (see the module docstring)."""
+
+    # -- helpers --------------------------------------------------------------------------
+    def _text(self: Translator, node: exp.Expr) -> pl.Expr:
+        return self.expr(node).cast(pl.String)
+
+    def _regex(self: Translator, node: exp.Expr, pattern: exp.Expr | None, fn: str) -> str:
+        """The literal regular expression of ``fn``, checked to compile in Polars."""
+        if not _is_string(pattern):
+            raise unsupported(f"{fn} with a pattern that is not a string literal", node,
+                              "write the regular expression as a literal")
+        text = pattern.this  # type: ignore[union-attr]
+        try:
+            pl.select(pl.lit("").str.contains(text))
+        except pl.exceptions.PolarsError as exc:
+            reason = str(exc).split("error: ")[-1].splitlines()[0]
+            raise unsupported(f"{fn} with the regular expression {text!r} ({reason})", node,
+                              "tidal runs Rust regular expressions: no look-around, no "
+                              "backreferences, no possessive quantifiers") from None
+        return text
+
+    def _literal_string(self: Translator, node: exp.Expr, arg: exp.Expr | None, what: str) -> str:
+        if not _is_string(arg):
+            raise unsupported(f"{what} that is not a string literal", node)
+        return arg.this  # type: ignore[union-attr]
+
+    def _arity(self: Translator, node: exp.Expr, args: list[exp.Expr], name: str,
+               low: int, high: int | None = None) -> None:
+        high = low if high is None else high
+        if not low <= len(args) <= high:
+            wanted = str(low) if low == high else f"{low} to {high}"
+            raise error(f"{name} takes {wanted} argument{'s' if high > 1 else ''}, "
+                        f"got {len(args)}", node)
+
+    # -- search -------------------------------------------------------------------------
+    def _strposition(self: Translator, node: exp.StrPosition) -> pl.Expr:
+        """POSITION(sub IN s), LOCATE(sub, s[, from]), INSTR(s, sub): 1-based, 0 if absent."""
+        if node.args.get("occurrence") is not None:
+            raise unsupported("INSTR with an occurrence argument", node)
+        s, sub = self._text(node.this), self._text(node.args["substr"])
+        start = node.args.get("position")
+        skipped = pl.lit(0) if start is None else (self.expr(start) - 1).clip(0)
+        rest = s.str.slice(skipped)
+        found = rest.str.find(sub, literal=True)
+        at = (_char_offset(rest, found) + skipped + 1).cast(pl.Int32)
+        out = pl.when(sub == "").then(pl.lit(1, pl.Int32)).when(found.is_null()) \
+            .then(pl.lit(0, pl.Int32)).otherwise(at)
+        return pl.when(s.is_not_null() & sub.is_not_null() & skipped.is_not_null()).then(out)
+
+    def _startswith(self: Translator, node: exp.StartsWith) -> pl.Expr:
+        return self._text(node.this).str.starts_with(self._text(node.expression))
+
+    def _endswith(self: Translator, node: exp.EndsWith) -> pl.Expr:
+        return self._text(node.this).str.ends_with(self._text(node.expression))
+
+    # -- replace, pad, repeat -----------------------------------------------------------
+    def _replace(self: Translator, node: exp.Replace) -> pl.Expr:
+        """REPLACE(s, old, new): every non-overlapping ``old``, as Java's String.replace."""
+        if node.args.get("replacement") is None:
+            raise error("REPLACE takes 3 arguments (string, search, replacement)", node)
+        old = self._literal_string(node, node.expression, "REPLACE with a search string")
+        new = self._text(node.args["replacement"])
+        out = self._text(node.this).str.replace_all(old, new, literal=True)
+        return pl.when(new.is_not_null()).then(out)
+
+    def _pad(self: Translator, node: exp.Pad) -> pl.Expr:
+        """LPAD/RPAD(s, n, pad): ``s`` cut or padded to ``n`` characters; NULL if n < 0 or
+        pad is ''."""
+        s, n = self._text(node.this), self.expr(node.expression)
+        fill = node.args.get("fill_pattern")
+        pad = self._text(fill) if fill is not None else pl.lit(" ")
+        need = (n - s.str.len_chars().cast(pl.Int64)).clip(0)
+        padding = _repeat(pad, need).str.head(need)
+        body = s.str.head(n.clip(0))
+        parts = [padding, body] if node.args.get("is_left") else [body, padding]
+        return pl.when((n >= 0) & (pad != "")).then(pl.concat_str(parts))
+
+    def _repeat(self: Translator, node: exp.Repeat) -> pl.Expr:
+        return _repeat(self._text(node.this), self.expr(node.args["times"]))
+
+    def _reverse(self: Translator, node: exp.Reverse) -> pl.Expr:
+        return self._text(node.this).str.reverse()
+
+    def _left(self: Translator, node: exp.Left) -> pl.Expr:
+        return self._text(node.this).str.head(self.expr(node.expression).clip(0))
+
+    def _right(self: Translator, node: exp.Right) -> pl.Expr:
+        return self._text(node.this).str.tail(self.expr(node.expression).clip(0))
+
+    def _initcap(self: Translator, node: exp.Initcap) -> pl.Expr:
+        """INITCAP as Flink (Calcite): words are runs of ASCII letters and digits; the first
+        letter of a word is upper-cased, the others lower-cased; other characters stay."""
+        c = pl.element()
+        in_word = c.shift(1).str.contains("^[A-Za-z0-9]$").fill_null(False)
+        char = pl.when(in_word & c.str.contains("^[A-Z]$")).then(c.str.to_lowercase()) \
+            .when(~in_word & c.str.contains("^[a-z]$")).then(c.str.to_uppercase()).otherwise(c)
+        return self._text(node.this).str.split("").list.eval(char).list.join("")
+
+    def _concatws(self: Translator, node: exp.ConcatWs) -> pl.Expr:
+        """CONCAT_WS(sep, s1, ...): skips NULL strings; NULL only when ``sep`` is NULL."""
+        sep, *parts = node.expressions
+        if isinstance(sep, exp.Null):
+            return pl.lit(None, pl.String)
+        text = self._literal_string(node, sep, "CONCAT_WS with a separator")
+        return pl.concat_str([self._text(p) for p in parts], separator=text, ignore_nulls=True)
+
+    # -- characters and encodings -----------------------------------------------------------
+    def _ascii(self: Translator, node: exp.Ascii) -> pl.Expr:
+        """The first UTF-8 byte as a signed Java byte (the code of an ASCII character); 0
+        for ''."""
+        s = self._text(node.this)
+        first = s.cast(pl.Binary).bin.get(0, null_on_oob=True).cast(pl.Int32)
+        signed = pl.when(first >= 128).then(first - 256).otherwise(first).fill_null(0)
+        return pl.when(s.is_not_null()).then(signed)
+
+    def _chr(self: Translator, node: exp.Chr) -> pl.Expr:
+        """CHR(n): the character of code ``n & 255`` ('' for n < 0)."""
+        if len(node.expressions) != 1:
+            raise error(f"CHR takes 1 argument, got {len(node.expressions)}", node)
+        n = self.expr(node.expressions[0])
+        char = (n % 256).replace_strict(list(range(256)), [chr(i) for i in range(256)],
+                                        return_dtype=pl.String)
+        return pl.when(n < 0).then(pl.lit("")).otherwise(char)
+
+    def _tobase64(self: Translator, node: exp.ToBase64) -> pl.Expr:
+        return self._text(node.this).str.encode("base64")
+
+    def _frombase64(self: Translator, node: exp.FromBase64) -> pl.Expr:
+        """FROM_BASE64: invalid base64 fails the job (as in Flink); bytes that are not
+        UTF-8 give NULL."""
+        return self._text(node.this).str.decode("base64").cast(pl.String, strict=False)
+
+    # -- hashes ---------------------------------------------------------------------------
+    def _digest(self: Translator, node: exp.Expr, algorithm: str) -> pl.Expr:
+        """Lower-case hex digest of the UTF-8 bytes: Polars has no MD5/SHA, so this runs
+        :mod:`hashlib` over each batch in Python."""
+        return self._text(node.this).map_batches(
+            _hex_digest(algorithm), return_dtype=pl.String, is_elementwise=True)
+
+    def _md5(self: Translator, node: exp.MD5) -> pl.Expr:
+        return self._digest(node, "md5")
+
+    def _sha(self: Translator, node: exp.SHA) -> pl.Expr:
+        return self._digest(node, "sha1")
+
+    def _sha2digest(self: Translator, node: exp.SHA2Digest) -> pl.Expr:
+        return self._sha2(node)  # type: ignore[arg-type]
+
+    def _sha2(self: Translator, node: exp.SHA2) -> pl.Expr:
+        """SHA2(s, bits), SHA256/384/512(s)."""
+        bits = node.args.get("length")
+        if not (isinstance(bits, exp.Literal) and bits.this in ("224", "256", "384", "512")):
+            raise unsupported(f"SHA2 with the bit length {bits.sql() if bits else '(none)'}",
+                              node, "use a literal 224, 256, 384 or 512")
+        return self._digest(node, f"sha{bits.this}")
+
+    def _fn_sha224(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
+        self._arity(node, args, "SHA224", 1)
+        return self._digest(exp.SHA2(this=args[0]), "sha224")
+
+    # -- regular expressions ----------------------------------------------------------------
+    def _bitwisenot(self: Translator, node: exp.BitwiseNot) -> pl.Expr:
+        """Flink's ``REGEXP(s, regex)``: sqlglot reads the keyword REGEXP as the prefix
+        operator ``~`` applied to the tuple ``(s, regex)``; Flink SQL has no ``~``."""
+        pair = node.this
+        if not (isinstance(pair, exp.Tuple) and len(pair.expressions) == 2):
+            raise unsupported("the operator ~", node)
+        s, pattern = pair.expressions
+        regex = self._regex(node, pattern, "REGEXP")
+        value = self._text(s)
+        if regex == "":  # Flink: an empty pattern matches nothing
+            return pl.when(value.is_not_null()).then(pl.lit(False))
+        return value.str.contains(regex)
+
+    def _regexpreplace(self: Translator, node: exp.RegexpReplace) -> pl.Expr:
+        """REGEXP_REPLACE(s, regex, replacement): every match; the replacement is literal
+        text (Flink quotes it), so ``$1`` is not a group reference."""
+        extra = [k for k in ("position", "occurrence", "modifiers") if node.args.get(k)]
+        if extra:
+            raise unsupported(f"REGEXP_REPLACE with a {extra[0]} argument", node)
+        if node.args.get("replacement") is None:
+            raise error("REGEXP_REPLACE takes 3 arguments (string, regex, replacement)", node)
+        regex = self._regex(node, node.expression, "REGEXP_REPLACE")
+        repl = self._text(node.args["replacement"]).str.replace_all("$", "$$", literal=True)
+        return pl.when(repl.is_not_null()).then(self._text(node.this).str.replace_all(regex, repl))
+
+    def _regexpcount(self: Translator, node: exp.RegexpCount) -> pl.Expr:
+        regex = self._regex(node, node.expression, "REGEXP_COUNT")
+        return self._text(node.this).str.count_matches(regex).cast(pl.Int32)
+
+    def _regexpsubstr(self: Translator, node: exp.RegexpSubstr) -> pl.Expr:
+        if any(node.args.get(k) for k in ("position", "occurrence", "parameters", "group")):
+            raise unsupported("REGEXP_SUBSTR with more than two arguments", node)
+        regex = self._regex(node, node.expression, "REGEXP_SUBSTR")
+        return self._text(node.this).str.extract(regex, 0)
+
+    def _regexpinstr(self: Translator, node: exp.RegexpInstr) -> pl.Expr:
+        """REGEXP_INSTR(s, regex): the 1-based character position of the first match, 0 if
+        none."""
+        if any(node.args.get(k) for k in ("position", "occurrence", "option", "parameters",
+                                          "group")):
+            raise unsupported("REGEXP_INSTR with more than two arguments", node)
+        regex = self._regex(node, node.expression, "REGEXP_INSTR")
+        s = self._text(node.this)
+        found = s.str.find(regex)
+        at = (_char_offset(s, found) + 1).cast(pl.Int32)
+        return pl.when(s.is_null()).then(None).when(found.is_null()) \
+            .then(pl.lit(0, pl.Int32)).otherwise(at)
+
+    def _regexpextractall(self: Translator, node: exp.RegexpExtractAll) -> pl.Expr:
+        """REGEXP_EXTRACT_ALL(s, regex[, group]): ARRAY<STRING> of ``group`` (1 by default)
+        of every match. A group is read by matching the pattern again on each whole match,
+        which is exact unless the pattern is anchored (``^``, ``$``, ``\\b``)."""
+        regex = self._regex(node, node.expression, "REGEXP_EXTRACT_ALL")
+        group = node.args.get("group")
+        if group is not None and not (isinstance(group, exp.Literal) and not group.is_string):
+            raise unsupported("REGEXP_EXTRACT_ALL with a group that is not an integer literal",
+                              node)
+        idx = 1 if group is None else int(group.this)  # type: ignore[union-attr]
+        groups = len(pl.select(pl.lit("").str.extract_groups(regex)).to_series().struct.fields)
+        if not 0 <= idx <= groups:
+            raise error(f"REGEXP_EXTRACT_ALL group {idx} does not exist: the pattern {regex!r} "
+                        f"has {groups} group{'' if groups == 1 else 's'}", node)
+        matches = self._text(node.this).str.extract_all(regex)
+        if idx == 0:
+            return matches
+        if _anchored(regex):
+            raise unsupported(f"REGEXP_EXTRACT_ALL of group {idx} with an anchored pattern "
+                              f"{regex!r}", node, "extract group 0, or drop ^, $ and \\b")
+        return matches.list.eval(pl.element().str.extract(regex, idx))
+
+    def _split(self: Translator, node: exp.Split) -> pl.Expr:
+        """SPLIT(s, delimiter) → ARRAY<STRING>; an empty delimiter splits every character."""
+        if node.args.get("limit") is not None:
+            raise unsupported("SPLIT with a limit", node)
+        s, by = self._text(node.this), self._text(node.expression)
+        return pl.when(by.is_not_null()).then(s.str.split(by))
+
+    # -- JSON -----------------------------------------------------------------------------
+    def _json_path(self: Translator, node: exp.Expr, path: exp.Expr | None, fn: str) -> str:
+        text = self._literal_string(node, path, f"{fn} with a path")
+        plain = text.strip().removeprefix("lax ").strip()
+        if plain.startswith("strict ") or not _JSON_PATH.fullmatch(plain):
+            raise unsupported(f"{fn} with the path {text!r}", node,
+                              "use a lax path of member names and array indexes, such as "
+                              "'$.a.b[0]'")
+        return plain
+
+    def _json_match(self: Translator, json: exp.Expr, path: str) -> tuple[pl.Expr, pl.Expr]:
+        """The value at ``path`` as text (strings unquoted, objects and arrays as compact
+        JSON), and whether it is an object or array (read as: has a first member, or is
+        written ``{}``/``[]``, so a string value ``'{}'`` counts as an object)."""
+        s = self._text(json)
+        value = s.str.json_path_match(path)
+        member = s.str.json_path_match(f"{path}.*").is_not_null() | \
+            s.str.json_path_match(f"{path}[*]").is_not_null()
+        return value, member | value.is_in(["{}", "[]"])
+
+    def _jsonvalue(self: Translator, node: exp.JSONValue) -> pl.Expr:
+        """JSON_VALUE(json, path [RETURNING type]): the scalar at ``path``, NULL when it is
+        missing, an object, an array, or not of the type (Flink's NULL ON EMPTY/ERROR)."""
+        cond = node.args.get("on_condition")
+        if cond is not None and any(not (isinstance(v, str) and v.upper().startswith("NULL "))
+                                    for v in cond.args.values() if v is not None):
+            raise unsupported(f"JSON_VALUE with {cond.sql()}", node,
+                              "for a default in place of a missing value use "
+                              "COALESCE(JSON_VALUE(...), default)")
+        path = self._json_path(node, node.args.get("path"), "JSON_VALUE")
+        value, container = self._json_match(node.this, path)
+        scalar = pl.when(~container).then(value)
+        returning = node.args.get("returning")
+        if not isinstance(returning, exp.DataType):
+            return scalar
+        from tidal.sql.expressions import sql_type
+
+        to = sql_type(returning)
+        if to == pl.Boolean:
+            return pl.when(scalar == "true").then(True).when(scalar == "false").then(False)
+        return scalar.cast(to, strict=False)
+
+    def _fn_json_query(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
+        """JSON_QUERY(json, path): the object or array at ``path`` as JSON text (compact);
+        NULL for a scalar or a missing path (no wrapper clauses)."""
+        self._arity(node, args, "JSON_QUERY", 2)
+        value, container = self._json_match(args[0], self._json_path(node, args[1], "JSON_QUERY"))
+        return pl.when(container).then(value)
+
+    # -- URLs -----------------------------------------------------------------------------
+    def _parseurl(self: Translator, node: exp.ParseUrl) -> pl.Expr:
+        """PARSE_URL(url, part[, key]) as Java's ``java.net.URL`` reads http(s), ftp and file
+        URLs (others give NULL): HOST, PATH, QUERY, REF, PROTOCOL, AUTHORITY, FILE, USERINFO;
+        with a key, the value of that query parameter."""
+        part = self._literal_string(node, node.args.get("part_to_extract"),
+                                    "PARSE_URL with a part").upper()
+        url = self._text(node.this)
+        key = node.args.get("key")
+        if key is not None:
+            name = self._literal_string(node, key, "PARSE_URL with a key")
+            if part != "QUERY":
+                return pl.lit(None, pl.String)
+            query = url.str.extract(_URL, _URL_GROUPS["QUERY"])
+            return query.str.extract(f"(?:&|^){re.escape(name)}=([^&]*)", 1)
+        return self._url_part(url, part)
+
+    def _url_part(self: Translator, url: pl.Expr, part: str) -> pl.Expr:
+        if part in _URL_GROUPS:
+            out = url.str.extract(_URL, _URL_GROUPS[part])
+            if part == "PATH":  # a URL without a path has the path ''
+                return pl.when(url.str.contains(_URL)).then(out.fill_null(""))
+            return out.str.to_lowercase() if part == "PROTOCOL" else out
+        authority = url.str.extract(_URL, _URL_GROUPS["AUTHORITY"])
+        if part == "HOST":
+            return authority.str.extract(r"^(?:[^@]*@)?(\[[^\]]*\]|[^:]*)", 1)
+        if part == "USERINFO":
+            return authority.str.extract("^([^@]*)@", 1)
+        if part == "FILE":
+            path = self._url_part(url, "PATH")
+            query = url.str.extract(_URL, _URL_GROUPS["QUERY"])
+            return pl.when(query.is_null()).then(path).otherwise(pl.concat_str([path, query],
+                                                                               separator="?"))
+        return pl.lit(None, pl.String)  # Flink: an unknown part gives NULL
