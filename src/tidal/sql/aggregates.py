@@ -210,7 +210,7 @@ class AggregatePlanning:
                 nulls.this.set("nulls_excluded", isinstance(nulls, exp.IgnoreNulls) or None)
                 nulls.replace(nulls.this)
         for call in list(node.find_all(exp.Anonymous)):
-            if call.name.upper() == "LISTAGG":
+            if call.name.upper() == "LISTAGG" and not isinstance(call.parent, exp.Window):
                 call.replace(_listagg(call))
                 continue
             f = self.session.functions.get(call.name.lower())
