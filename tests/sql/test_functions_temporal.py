@@ -242,6 +242,7 @@ def test_timestampdiff_day_time_units_truncate_toward_zero() -> None:
     ("TIMESTAMPADD(DECADE, 1, t)", "TIMESTAMPADD with the unit DECADE is not supported"),
     ("FLOOR(t TO DECADE)", "FLOOR(... TO DECADE) is not supported; use MILLISECOND, SECOND"),
     ("EXTRACT(EPOCH FROM t)", "EXTRACT(EPOCH FROM ...) is not supported"),
+    ("WEEK(t, 3)", "WEEK with a mode (MySQL's second argument) is not supported"),
     ("CONVERT_TZ('1970-01-01 00:00:00', 'UTC', 'PST')",
      "the time zone 'PST' is not supported; use a region name such as 'America/Los_Angeles'"),
     ("UNIX_TIMESTAMP(s, s)", "UNIX_TIMESTAMP with a format that is not a string literal is "

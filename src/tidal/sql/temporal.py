@@ -70,6 +70,9 @@ class TimeFunctions:
         return _part(self, "MONTH", node.this, node)
 
     def _week(self: Translator, node: exp.Week) -> pl.Expr:
+        if node.args.get("mode") is not None:
+            raise unsupported("WEEK with a mode (MySQL's second argument)", node,
+                              "Flink's WEEK(t) is the ISO 8601 week")
         return _part(self, "WEEK", node.this, node)
 
     def _dayofyear(self: Translator, node: exp.DayOfYear) -> pl.Expr:
