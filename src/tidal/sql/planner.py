@@ -372,8 +372,77 @@ class Planner(JoinPlanning, AggregatePlanning):
 
             return plan_match_recognize(self, rel, match)
         for j in node.args.get("joins") or []:
+            if isinstance(j.this, exp.Unnest):
+                rel = self.unnest(rel, j)
+                continue
             rel = self.join(rel, j, where if where is not None else [])
         return rel
+
+    def unnest(self, rel: Rel, join: exp.Join) -> Rel:
+        """``CROSS JOIN UNNEST(arr) [WITH ORDINALITY] AS t(x [, n])`` (or ``, UNNEST(...)``):
+        each row once per element of its array, the element (the fields of a ROW element) as
+        new columns and with ``WITH ORDINALITY`` its position from 1; a NULL or empty array
+        gives no row, except in ``LEFT JOIN UNNEST(...) ON TRUE``, where it gives one with
+        NULLs."""
+        node = join.this
+        left = join.args.get("side") == "LEFT"
+        on = join.args.get("on")
+        if join.args.get("side") not in (None, "LEFT") or (on is not None and not (
+                left and isinstance(on, exp.Boolean) and on.this)) or (left and on is None):
+            raise unsupported(f"{join.sql(dialect='risingwave').strip()}", join,
+                              "write CROSS JOIN UNNEST(...) or LEFT JOIN UNNEST(...) ON TRUE")
+        if len(node.expressions) != 1:
+            raise unsupported("UNNEST of several arrays", node, "UNNEST one array at a time")
+        if rel.updating or rel.window is not None:
+            raise unsupported("UNNEST of an updating result or a window TVF", node)
+        tr = self.translator(rel.scope())
+        array = tr.expr(node.expressions[0])
+        dtype = tr.dtype(array)
+        if not isinstance(dtype, pl.List):
+            raise error(f"UNNEST({node.expressions[0].sql()}): it is {describe_type(dtype)}, "
+                        "not an array", node)
+        element = dtype.inner
+        fields = [f.name for f in element.fields] if isinstance(element, pl.Struct) else []
+        alias = node.args.get("alias")
+        ordinality = node.args.get("offset")
+        names = [c.name for c in alias.columns] if alias is not None and alias.columns else \
+            list(fields or ["EXPR$0"])
+        if ordinality:  # sqlglot takes its name out of the alias's columns
+            names.append(ordinality.name if isinstance(ordinality, exp.Expr) else "ORDINALITY")
+        given = (fields or ["the element"]) + (["the position"] if ordinality else [])
+        if len(names) != len(given):
+            raise error(f"UNNEST({node.expressions[0].sql()}) gives {len(given)} column(s) "
+                        f"({', '.join(given)}) but the alias names {len(names)} "
+                        f"({', '.join(names)})", alias or node)
+        columns = []
+        for name in names:
+            column = name
+            while column in rel.schema or column in columns:
+                column += "_"
+            columns.append(column)
+        hidden = self._name("unnest")
+        n = pl.col(hidden).list.len().fill_null(0)
+        stream = rel.stream.with_columns(array.alias(hidden))
+        if not left:
+            stream = stream.filter(n > 0)
+        repeat = pl.int_range(pl.len()).repeat_by(pl.max_horizontal(n, 1) if left else n)
+        out = [pl.exclude(hidden).gather(repeat.explode())]
+        value = pl.col(hidden)
+        if left:  # one NULL element where there is none
+            value = pl.when(n > 0).then(value).otherwise(pl.concat_list(pl.lit(None, element)))
+        value = value.explode()
+        if fields:
+            out += [value.struct.field(f).alias(c) for f, c in zip(fields, columns, strict=False)]
+        else:
+            out.append(value.alias(columns[0]))
+        if ordinality:  # NULL on the row LEFT JOIN keeps for an empty array
+            position = pl.int_ranges(1, pl.max_horizontal(n, 1) + 1, dtype=pl.Int32).explode()
+            out.append(pl.when(n.gather(repeat.explode()) > 0).then(position)
+                       .alias(columns[-1]))
+        qualifier = alias.name if alias is not None and alias.name else None
+        return replace(rel, stream=stream.select(out),
+                       fields=rel.fields + [Field(qualifier, a, c) for a, c in
+                                            zip(names, columns, strict=True)])
 
     def relation(self, node: exp.Expr) -> Rel:
         alias = node.alias or None
