@@ -161,12 +161,12 @@ def test_matches_duckdb(flink: str, duck: str) -> None:
                                             ("QUARTER", "quarter(t)"), ("WEEK", "week(t)"),
                                             ("MILLISECOND", "millisecond(t)")])
 def test_extract_units_beyond_year_to_second(unit: str, duck: str) -> None:
-    """``_extract_time`` (the units Translator's ``_extract`` lacks) agrees with DuckDB, whose
+    """``EXTRACT`` (also the units beyond YEAR..SECOND) agrees with DuckDB, whose
     MILLISECOND is also the milliseconds within the minute."""
     frame = pl.DataFrame({"t": STAMPS + [None]}, schema={"t": pl.Datetime("ms")})
     scope = Scope([Field(None, "t", "t")], frame.schema)
     node = sqlglot.parse_one(f"EXTRACT({unit} FROM t)", read=Flink)
-    got = frame.select(Translator(scope)._extract_time(node).alias("o"))["o"].to_list()
+    got = frame.select(Translator(scope).expr(node).alias("o"))["o"].to_list()
     assert got == duckdb.sql(f"SELECT {duck} AS out FROM frame").pl()["out"].to_list()
 
 

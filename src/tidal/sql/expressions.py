@@ -532,15 +532,6 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
     def _minute(self, node: exp.Minute) -> pl.Expr:
         return self.expr(node.this).dt.minute().cast(pl.Int64)
 
-    def _extract(self, node: exp.Extract) -> pl.Expr:
-        unit = node.this.name.upper()
-        v = self.expr(node.expression)
-        parts = {"YEAR": v.dt.year(), "MONTH": v.dt.month(), "DAY": v.dt.day(),
-                 "HOUR": v.dt.hour(), "MINUTE": v.dt.minute(), "SECOND": v.dt.second()}
-        if unit not in parts:
-            raise unsupported(f"EXTRACT({unit} FROM ...)", node)
-        return parts[unit].cast(pl.Int64)
-
     def _currenttimestamp(self, node: exp.Expr) -> pl.Expr:
         raise unsupported("CURRENT_TIMESTAMP in a continuous query", node,
                           "use PROCTIME() for processing time")

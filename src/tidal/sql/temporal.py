@@ -87,9 +87,8 @@ class TimeFunctions:
     def _second(self: Translator, node: exp.Second) -> pl.Expr:
         return _part(self, "SECOND", node.this, node)
 
-    def _extract_time(self: Translator, node: exp.Extract) -> pl.Expr:
-        """``EXTRACT(unit FROM t)`` for every unit of :data:`_PARTS` (Translator's
-        ``_extract`` delegates here)."""
+    def _extract(self: Translator, node: exp.Extract) -> pl.Expr:
+        """``EXTRACT(unit FROM t)`` for every unit of :data:`_PARTS`."""
         return _part(self, node.this.name.upper(), node.expression, node)
 
     def _cast_time(self: Translator, v: pl.Expr, src: pl.DataType,
