@@ -219,3 +219,44 @@ def test_what_is_not_planned_is_named(query: str, message: str) -> None:
     flow.register_table("r", flow.source(td.sources.memory(ROWS), timestamp="t"))
     with pytest.raises(SqlError, match=message):
         flow.sql(query)
+
+
+# GROUPING SETS, ROLLUP, CUBE in a window TVF's GROUP BY: one window aggregation per set
+SETS = [
+    ("ROLLUP (k, s)", "ROLLUP (k, s)"),
+    ("CUBE (k, s)", "CUBE (k, s)"),
+    ("GROUPING SETS ((k, s), (s), ())", "GROUPING SETS ((k, s), (s), ())"),
+]
+
+
+@pytest.mark.parametrize(("ours", "theirs"), SETS, ids=["rollup", "cube", "grouping_sets"])
+def test_grouping_sets_in_a_hop_window_match_duckdb(ours: str, theirs: str) -> None:
+    got = run_sql(f"""SELECT window_start, k, s, COUNT(*) AS n, SUM(v) AS sv, STDDEV_POP(d),
+                        LISTAGG(v), GROUPING(k) AS gk, GROUPING(k, s) AS g
+                      FROM TABLE(HOP(TABLE r, DESCRIPTOR(t), INTERVAL '2' SECOND,
+                                     INTERVAL '6' SECOND))
+                      GROUP BY window_start, window_end, {ours} HAVING COUNT(*) > 1""")
+    want = duck(f"""SELECT ws, k, s, count(*), sum(v), stddev_pop(d),
+                      string_agg(CAST(v AS VARCHAR), ',' ORDER BY t, seq),
+                      GROUPING(k), GROUPING(k, s)
+                    FROM (SELECT *, hs AS ws FROM r, LATERAL (SELECT unnest(range(
+                      t // 2000 * 2000 - 4000, t // 2000 * 2000 + 1, 2000)) AS hs))
+                    GROUP BY ws, {theirs} HAVING count(*) > 1""")
+    same(rows(got), want)
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT k, COUNT(*) FROM r GROUP BY ROLLUP (k)",
+     "ROLLUP outside a window TVF's GROUP BY is not supported"),
+    ("SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE r, DESCRIPTOR(t), INTERVAL '5' "
+     "SECOND)) GROUP BY window_start, window_end, ROLLUP (k), CUBE (s)",
+     "several GROUPING SETS, ROLLUP or CUBE in one GROUP BY is not supported"),
+    ("SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE r, DESCRIPTOR(t), INTERVAL '5' "
+     "SECOND)) GROUP BY window_start, window_end, GROUPING SETS (ROLLUP (k), (s))",
+     "ROLLUP inside GROUPING SETS is not supported"),
+])
+def test_grouping_sets_not_planned_are_named(query: str, message: str) -> None:
+    flow = td.Flow("refused")
+    flow.register_table("r", flow.source(td.sources.memory(ROWS), timestamp="t"))
+    with pytest.raises(SqlError, match=message):
+        flow.sql(query)

@@ -26,12 +26,11 @@ class AggregatePlanning:
 
     def aggregate(self, rel: Rel, node: exp.Select, group: exp.Group | None,
                   having: exp.Having | None) -> Rel:
+        if group is not None and any(isinstance(k, _SETS) for k in group.expressions):
+            return self._grouping_sets(rel, node, group, having)
         if rel.updating:  # retractions: tidal.sql.updating
             check_aggregate_input(rel, node, group, having)
         keys_sql = list(group.expressions) if group is not None else []
-        for k in ("rollup", "cube", "grouping_sets"):
-            if group is not None and group.args.get(k):
-                raise unsupported(k.upper().replace("_", " "), group)
         scope = rel.scope()
         tr = self.translator(scope)
         spec: WindowSpec | None = None
@@ -169,6 +168,32 @@ class AggregatePlanning:
             out = filtered(out, self.translator(scope2).expr(having.this))
         self._check_grouped(node, scope2)
         return self.project(out, node.expressions, scope2)
+
+    def _grouping_sets(self, rel: Rel, node: exp.Select, group: exp.Group,
+                       having: exp.Having | None) -> Rel:
+        """``GROUP BY window_start, window_end, GROUPING SETS (...)`` (or ``ROLLUP``,
+        ``CUBE``) over a window TVF: one window aggregation per grouping set, the keys it
+        leaves out NULL and ``GROUPING(...)`` a constant, the results unioned (append)."""
+        plain = [k for k in group.expressions if not isinstance(k, _SETS)]
+        sets = [k for k in group.expressions if isinstance(k, _SETS)]
+        if rel.window is None:
+            raise unsupported(f"{sets[0].key.upper()} outside a window TVF's GROUP BY", sets[0],
+                              "GROUP BY window_start, window_end, GROUPING SETS (...) over "
+                              "TUMBLE/HOP/CUMULATE, or one query per grouping set")
+        if len(sets) > 1:
+            raise unsupported("several GROUPING SETS, ROLLUP or CUBE in one GROUP BY", sets[1])
+        grouped = _expand(sets[0])
+        every = list({k.sql(): k for ks in grouped for k in ks}.values())
+        parts: list[Rel] = []
+        for keys in grouped:
+            kept = {k.sql() for k in keys}
+            one = node.copy()
+            for item in [*one.expressions, *([one.args["having"]] if one.args.get("having")
+                                              else [])]:
+                _pad(item, kept, [k.sql() for k in every])
+            one.set("group", exp.Group(expressions=[k.copy() for k in [*plain, *keys]]))
+            parts.append(self.aggregate(rel, one, one.args["group"], one.args.get("having")))
+        return _union_all(parts)
 
     def _check_grouped(self, node: exp.Select, scope: Scope) -> None:
         for item in node.expressions:
@@ -316,6 +341,73 @@ def _sum_distinct(name: str, value: pl.Expr, out: str, dtype: pl.DataType,
         return pl.col(out)
     specs[out + "_n"] = agg.count_distinct(out + "_in")
     return _avg(pl.col(out), pl.col(out + "_n"), dtype)
+
+
+_SETS = (exp.GroupingSets, exp.Rollup, exp.Cube)
+
+
+def _expand(sets: exp.Expr) -> list[list[exp.Expr]]:
+    """The grouping sets of ``GROUPING SETS (...)``, ``ROLLUP (...)`` or ``CUBE (...)``."""
+    items = sets.expressions
+    if isinstance(sets, exp.Rollup):
+        return [items[:n] for n in range(len(items), -1, -1)]
+    if isinstance(sets, exp.Cube):
+        return [[k for i, k in enumerate(items) if mask >> i & 1]
+                for mask in range((1 << len(items)) - 1, -1, -1)]
+    out = []
+    for item in items:
+        if isinstance(item, _SETS):
+            raise unsupported(f"{item.key.upper()} inside GROUPING SETS", item,
+                              "list the grouping sets")
+        out.append(list(item.expressions) if isinstance(item, exp.Tuple) else
+                   [item.this] if isinstance(item, exp.Paren) else [item])
+    return out
+
+
+def _pad(item: exp.Expr, kept: set[str], keys: list[str]) -> None:
+    """In one grouping set's SELECT (or HAVING) ``item``: a key the set leaves out is NULL
+    outside aggregates, and ``GROUPING(a, ...)`` the bits of the keys left out (Flink)."""
+    for node in list(item.find_all(exp.Grouping, exp.GroupingId)):
+        bits = 0
+        for arg in node.expressions:
+            if arg.sql() not in keys:
+                raise error(f"GROUPING({arg.sql()}): not a key of the grouping sets", arg)
+            bits = bits << 1 | (arg.sql() not in kept)
+        node.replace(exp.cast(exp.Literal.number(bits), exp.DataType.build("BIGINT")))
+
+    def visit(n: exp.Expr) -> None:
+        if isinstance(n, exp.AggFunc | exp.Filter):
+            return
+        if n.sql() in keys and n.sql() not in kept and n is not item:
+            n.replace(exp.Null())
+            return
+        for child in list(n.iter_expressions()):
+            visit(child)
+
+    if item.sql() in keys and item.sql() not in kept:  # a bare key in the list keeps its name
+        item.replace(exp.alias_(exp.Null(), item.name) if isinstance(item, exp.Column)
+                     else exp.Null())
+    else:
+        visit(item)
+
+
+def _union_all(parts: list[Rel]) -> Rel:
+    """The grouping sets' results as one append relation (a left-out key, NULL, typed as
+    where the key is kept)."""
+    first = parts[0]
+    names = [f.name for f in first.fields]
+    types: dict[str, pl.DataType] = {}
+    for part in parts:
+        for n, f in zip(names, part.fields, strict=True):
+            t = part.schema[f.column]
+            if n not in types or types[n] == pl.Null:
+                types[n] = t
+    cols = [f"__gs{i}" if n in names[:i] else n for i, n in enumerate(names)]
+    streams = [part.stream.select([pl.col(f.column).cast(types[n]).alias(c) for n, f, c in
+                                   zip(names, part.fields, cols, strict=True)])
+               for part in parts]
+    stream = streams[0].union(*streams[1:])
+    return Rel(stream, [Field(None, n, c) for n, c in zip(names, cols, strict=True)])
 
 
 def _integer_variance(name: str, value: pl.Expr, out: str, pre: dict[str, pl.Expr],
