@@ -52,6 +52,9 @@ LIKE_DUCKDB = [
     ("REGEXP_COUNT(s, 'l')", "len(regexp_extract_all(s, 'l'))::INT"),
     ("REGEXP_EXTRACT_ALL(s, '(l)(.)', 2)", "regexp_extract_all(s, '(l)(.)', 2)"),
     ("REGEXP_EXTRACT_ALL(s, '[a-z]+', 0)", "regexp_extract_all(s, '[a-z]+')"),
+    # \w, \d and \s are ASCII classes in Java (and in DuckDB's RE2), not Unicode ones
+    ("REGEXP_EXTRACT_ALL(s, '\\w+', 0)", "regexp_extract_all(s, '\\w+')"),
+    ("REGEXP_REPLACE(s, '[\\s\\d]', '_')", "regexp_replace(s, '[\\s\\d]', '_', 'g')"),
     ("LPAD(s, 5, 'xy')", None),
     ("RPAD(s, 13, '.')", None),
     ("LPAD(s, n, '*')", "CASE WHEN n >= 0 THEN lpad(s, n, '*') END"),
@@ -189,7 +192,10 @@ ERRORS = [
      "REGEXP_REPLACE with a pattern that is not a string literal is not supported"),
     ("REGEXP(s, '(?<=a)b')", UnsupportedSql, "look-around, including look-ahead and "
      "look-behind, is not supported) is not supported; tidal runs Rust regular expressions"),
-    ("REGEXP_COUNT(s, '(a)\\1')", UnsupportedSql, "REGEXP_COUNT with the regular expression"),
+    ("REGEXP_COUNT(s, '(a)\\1')", UnsupportedSql, "REGEXP_COUNT with the regular expression "
+     "'(a)\\\\1' (backreferences are not supported) is not supported"),
+    ("REGEXP(s, 'a++b')", UnsupportedSql, "(possessive quantifiers are not supported)"),
+    ("REGEXP(s, '\\p{Alpha}')", UnsupportedSql, "Java's POSIX classes such as \\p{Alpha}"),
     ("REGEXP_EXTRACT_ALL(s, 'l')", SqlError, "REGEXP_EXTRACT_ALL group 1 does not exist: "
      "the pattern 'l' has 0 groups"),
     ("REGEXP_EXTRACT_ALL(s, '^(l)')", UnsupportedSql,

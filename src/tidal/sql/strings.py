@@ -6,9 +6,10 @@ nodes, and ``_fn_<name>`` the ones it leaves as ``Anonymous`` calls.
 
 Positions count characters from 1, as Flink does. Regular expressions must be string
 literals: Flink's are Java regexes, tidal runs them with Polars' Rust engine, which has no
-look-around and no backreferences; a pattern it cannot compile fails at plan time, never
-per row. (Classes such as ``\\d`` and ``\\w`` match Unicode digits and letters in Rust,
-ASCII ones in Java.) The hash functions run Python's :mod:`hashlib` over each batch.
+look-around and no backreferences; a pattern Rust cannot run as Java would fails at plan
+time, never per row, and ``\\d``, ``\\w``, ``\\s`` are rewritten to the ASCII classes they
+are in Java (:func:`_rust_regex`). The hash functions run Python's :mod:`hashlib` over each
+batch.
 
 >>> import polars as pl, sqlglot
 >>> from tidal.sql.dialect import Flink
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -41,6 +43,28 @@ _REGEX_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|.", re.S)
 _JSON_PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*")
 _URL = r"^(?i:(https?|ftp|file)):(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$"
 _URL_GROUPS = {"PROTOCOL": 1, "AUTHORITY": 2, "PATH": 3, "QUERY": 4, "REF": 5}
+_JAVA_CLASSES = {"d": "[0-9]", "D": "[^0-9]", "w": "[a-zA-Z_0-9]", "W": "[^a-zA-Z_0-9]",
+                 "s": "[ \\t\\n\\x0B\\f\\r]", "S": "[^ \\t\\n\\x0B\\f\\r]"}
+_JAVA_POSIX = re.compile(r"\\[pP]\{(?:Is)?(?:Lower|Upper|ASCII|Alpha|Digit|Alnum|Punct|Graph|"
+                         r"Print|Blank|Cntrl|XDigit|Space)\}")
+
+
+def _rust_regex(java: str) -> str:
+    """``java`` (a Java regular expression) for Polars' Rust engine: ``\\d``, ``\\w`` and
+    ``\\s`` become the ASCII classes they are in Java; a construct that would compile in
+    Rust with another meaning (possessive quantifiers, POSIX ``\\p{Alpha}``) raises
+    ValueError, and so does one Rust cannot compile."""
+    tokens = _REGEX_TOKEN.findall(java)
+    if any(a in ("*", "+", "?", "}") and b == "+" for a, b in pairwise(tokens)):
+        raise ValueError("possessive quantifiers are not supported")
+    if _JAVA_POSIX.search(java):
+        raise ValueError("Java's POSIX classes such as \\p{Alpha} are not supported")
+    rust = re.sub(r"\\(.)", lambda m: _JAVA_CLASSES.get(m[1], m[0]), java, flags=re.S)
+    try:
+        pl.select(pl.lit("").str.contains(rust))
+    except pl.exceptions.PolarsError as exc:
+        raise ValueError(str(exc).split("error: ")[-1].splitlines()[0]) from None
+    return rust
 
 
 def _is_string(node: exp.Expr | None) -> bool:
@@ -78,19 +102,17 @@ class StringFunctions:
         return self.expr(node).cast(pl.String)
 
     def _regex(self: Translator, node: exp.Expr, pattern: exp.Expr | None, fn: str) -> str:
-        """The literal regular expression of ``fn``, checked to compile in Polars."""
+        """The literal regular expression of ``fn``, translated for Polars (:func:`_rust_regex`)."""
         if not _is_string(pattern):
             raise unsupported(f"{fn} with a pattern that is not a string literal", node,
                               "write the regular expression as a literal")
         text = pattern.this  # type: ignore[union-attr]
         try:
-            pl.select(pl.lit("").str.contains(text))
-        except pl.exceptions.PolarsError as exc:
-            reason = str(exc).split("error: ")[-1].splitlines()[0]
-            raise unsupported(f"{fn} with the regular expression {text!r} ({reason})", node,
+            return _rust_regex(text)
+        except ValueError as exc:
+            raise unsupported(f"{fn} with the regular expression {text!r} ({exc})", node,
                               "tidal runs Rust regular expressions: no look-around, no "
                               "backreferences, no possessive quantifiers") from None
-        return text
 
     def _literal_string(self: Translator, node: exp.Expr, arg: exp.Expr | None, what: str) -> str:
         if not _is_string(arg):
@@ -204,17 +226,17 @@ class StringFunctions:
         return self._text(node.this).str.decode("base64").cast(pl.String, strict=False)
 
     # -- hashes ---------------------------------------------------------------------------
-    def _digest(self: Translator, node: exp.Expr, algorithm: str) -> pl.Expr:
+    def _digest(self: Translator, arg: exp.Expr, algorithm: str) -> pl.Expr:
         """Lower-case hex digest of the UTF-8 bytes: Polars has no MD5/SHA, so this runs
-        :mod:`hashlib` over each batch in Python."""
-        return self._text(node.this).map_batches(
+        :mod:`hashlib` over each batch in Python (one call a batch, a loop over its values)."""
+        return self._text(arg).map_batches(
             _hex_digest(algorithm), return_dtype=pl.String, is_elementwise=True)
 
     def _md5(self: Translator, node: exp.MD5) -> pl.Expr:
-        return self._digest(node, "md5")
+        return self._digest(node.this, "md5")
 
     def _sha(self: Translator, node: exp.SHA) -> pl.Expr:
-        return self._digest(node, "sha1")
+        return self._digest(node.this, "sha1")
 
     def _sha2digest(self: Translator, node: exp.SHA2Digest) -> pl.Expr:
         return self._sha2(node)  # type: ignore[arg-type]
@@ -225,11 +247,11 @@ class StringFunctions:
         if not (isinstance(bits, exp.Literal) and bits.this in ("224", "256", "384", "512")):
             raise unsupported(f"SHA2 with the bit length {bits.sql() if bits else '(none)'}",
                               node, "use a literal 224, 256, 384 or 512")
-        return self._digest(node, f"sha{bits.this}")
+        return self._digest(node.this, f"sha{bits.this}")
 
     def _fn_sha224(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
         self._arity(node, args, "SHA224", 1)
-        return self._digest(exp.SHA2(this=args[0]), "sha224")
+        return self._digest(args[0], "sha224")
 
     # -- regular expressions ----------------------------------------------------------------
     def _bitwisenot(self: Translator, node: exp.BitwiseNot) -> pl.Expr:
@@ -344,7 +366,7 @@ class StringFunctions:
         returning = node.args.get("returning")
         if not isinstance(returning, exp.DataType):
             return scalar
-        from tidal.sql.expressions import sql_type
+        from tidal.sql.expressions import sql_type  # expressions imports this module
 
         to = sql_type(returning)
         if to == pl.Boolean:
