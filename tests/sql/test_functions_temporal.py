@@ -123,6 +123,7 @@ CASES: list[tuple[str, Any]] = [
     ("TO_DATE(CAST(NULL AS STRING))", None),
     # TO_TIMESTAMP(string[, format]) (parsed with Flink's signature, not PostgreSQL's)
     ("TO_TIMESTAMP('2020-02-29 10:11:12')", T(2020, 2, 29, 10, 11, 12)),
+    ("TO_TIMESTAMP('2020-02-29 10:11:12.345')", T(2020, 2, 29, 10, 11, 12, 345_000)),
     ("TO_TIMESTAMP('29/02/2020 10:11', 'dd/MM/yyyy HH:mm')", T(2020, 2, 29, 10, 11)),
     # CONVERT_TZ (Flink's docs)
     ("CONVERT_TZ('1970-01-01 00:00:00', 'UTC', 'America/Los_Angeles')", "1969-12-31 16:00:00"),

@@ -580,7 +580,8 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         return pl.from_epoch(self.expr(args[0]), time_unit=unit).dt.cast_time_unit("ms")
 
     def _fn_to_timestamp(self, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
-        fmt = "%Y-%m-%d %H:%M:%S" if len(args) < 2 else java_time_format(args[1].this, node)  # type: ignore[attr-defined]
+        # Flink's default 'yyyy-MM-dd HH:mm:ss' also reads a fraction of a second
+        fmt = "%Y-%m-%d %H:%M:%S%.f" if len(args) < 2 else java_time_format(args[1].this, node)  # type: ignore[attr-defined]
         return self.expr(args[0]).str.to_datetime(fmt, time_unit="ms", strict=False)
 
     def _fn_mod(self, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
