@@ -46,6 +46,12 @@ def test_values_without_names_give_flink_expr_columns_and_feed_aggregates() -> N
     assert final == {"a": (4, 2), "b": (2, 1)}
 
 
+def test_select_without_from_gives_one_row() -> None:
+    schema, rows = _rows(td.Flow("no-from"), "SELECT UPPER('a') AS u, 1 + 1, CAST(NULL AS INT) AS n")
+    assert schema == pl.Schema({"u": pl.String, "EXPR$1": pl.Int32, "n": pl.Int32})
+    assert rows == [{"u": "A", "EXPR$1": 2, "n": None}]
+
+
 def test_insert_into_values_writes_the_rows_cast_to_the_table(tmp_path: Path) -> None:
     flow = td.Flow("insert-values")
     flow.sql(f"""

@@ -360,9 +360,12 @@ class Planner(JoinPlanning, AggregatePlanning):
         """The FROM clause; a comma join (``FROM a, b WHERE a.k = b.k``) takes its
         equalities out of ``where`` (the WHERE's conjuncts, changed in place)."""
         frm = node.args.get("from_") or node.args.get("from")
-        if frm is None:
-            raise unsupported("SELECT without FROM", node)
-        rel = self.relation(frm.this)
+        if frm is None:  # SELECT 1 + 1: one row, as FROM (VALUES (0)) with a hidden column
+            alias = exp.TableAlias(columns=[exp.to_identifier("__dual")])
+            rel = self.values(exp.Values(expressions=[exp.Tuple(expressions=[
+                exp.Literal.number(0)])], alias=alias))
+        else:
+            rel = self.relation(frm.this)
         match = node.args.get("match")
         if match is not None:
             if node.args.get("joins"):
