@@ -1,7 +1,8 @@
 """Planning aggregation: ``GROUP BY`` over windowing TVFs (and legacy group windows), over
 the windows of a window aggregation again, over updating results (with retractions), or
-running (an updating result); the aggregate calls, user-defined aggregates, ``HAVING`` and
-``SELECT DISTINCT``. A mixin of :class:`~tidal.sql.planner.Planner`."""
+running (an updating result); ``GROUPING SETS``/``ROLLUP``/``CUBE`` over windowing TVFs;
+the aggregate calls (docs/sql-functions.md lists them), user-defined aggregates, ``HAVING``
+and ``SELECT DISTINCT``. A mixin of :class:`~tidal.sql.planner.Planner`."""
 
 from __future__ import annotations
 
