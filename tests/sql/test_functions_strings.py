@@ -101,6 +101,8 @@ FLINK = [
     ("REGEXP_INSTR('Steven Jones and Stephen Smith are the best players', 'Ste(v|ph)en')",
      [1] * 5),
     ("REGEXP_INSTR('Mary had a little lamb', 'Ste(v|ph)en')", [0] * 5),
+    ("OVERLAY('xxxxxtest' PLACING 'xxxx' FROM 6)", ["xxxxxxxxx"] * 5),
+    ("OVERLAY('xxxxxtest' PLACING 'xxxx' FROM 6 FOR 2)", ["xxxxxxxxxst"] * 5),
     ("REPEAT('This is a test String.', 2)", ["This is a test String.This is a test String."] * 5),
     ("PARSE_URL('http://facebook.com/path1/p.php?k1=v1&k2=v2#Ref1', 'HOST')",
      ["facebook.com"] * 5),
@@ -117,6 +119,10 @@ FLINK = [
     ("LOCATE('o', s, n)", [5, 5, 0, 0, None]),
     ("LOCATE('', s, 4)", [1, 1, 1, 1, None]),
     ("POSITION(t IN s)", [0, None, 0, 1, None]),
+    ("OVERLAY(s PLACING 'AB' FROM n)", ["hABlo world", "héllo wörld", "", "Hi 1abc o'neil",
+                                        None]),
+    ("OVERLAY(s PLACING t FROM 2 FOR 0)", ["hx", None, "", "H", None]),  # FOR 0 drops the rest
+    ("TRANSLATE(s, 'lol', 'L')", ["heLL wrLd", "héLL wörLd", "", "Hi 1abc 'neiL", None]),
     ("LEFT(s, n)", ["he", "", "", "Hi 1abc o'neil", None]),
     ("RIGHT(s, -1)", ["", "", "", "", None]),
     ("LPAD(s, -1, 'x')", [None] * 5),
@@ -218,6 +224,8 @@ ERRORS = [
     ("j IS JSON", UnsupportedSql, "IS JSON is not supported"),
     ("PARSE_URL(u, t)", UnsupportedSql, "PARSE_URL with a part that is not a string literal"),
     ("~n", UnsupportedSql, "the operator ~ is not supported"),
+    ("TRANSLATE(s, t, 'x')", UnsupportedSql, "TRANSLATE with a from string that is not a "
+     "string literal is not supported"),
 ]
 
 

@@ -170,6 +170,28 @@ class StringFunctions:
         parts = [padding, body] if node.args.get("is_left") else [body, padding]
         return pl.when((n >= 0) & (pad != "")).then(pl.concat_str(parts))
 
+    def _overlay(self: Translator, node: exp.Overlay) -> pl.Expr:
+        """OVERLAY(s PLACING r FROM i [FOR n]): ``n`` (``r``'s length by default) characters
+        of ``s`` from position ``i`` replaced by ``r``; ``s`` unchanged when ``i`` is outside
+        it (Flink)."""
+        s, r = self._text(node.this), self._text(node.expression)
+        start, count = self.expr(node.args["from_"]), node.args.get("for_")
+        n = r.str.len_chars().cast(pl.Int64) if count is None else self.expr(count)
+        tail = pl.when(n > 0).then(s.str.slice(start - 1 + n)).otherwise(pl.lit(""))
+        placed = pl.concat_str([s.str.head(start - 1), r, tail])
+        out = pl.when((start <= 0) | (start > s.str.len_chars())).then(s).otherwise(placed)
+        return pl.when(r.is_not_null() & start.is_not_null() & n.is_not_null()).then(out)
+
+    def _translate(self: Translator, node: exp.Translate) -> pl.Expr:
+        """TRANSLATE(s, from, to): each character of ``from`` becomes the one at the same
+        place in ``to``, or is removed when ``to`` is shorter (``from``, ``to`` literals)."""
+        old = self._literal_string(node, node.args.get("from_"), "TRANSLATE with a from string")
+        new = self._literal_string(node, node.args.get("to"), "TRANSLATE with a to string")
+        table: dict[str, str] = {}
+        for i, c in enumerate(old):
+            table.setdefault(c, new[i] if i < len(new) else "")
+        return self._text(node.this).str.replace_many(table) if table else self._text(node.this)
+
     def _repeat(self: Translator, node: exp.Repeat) -> pl.Expr:
         return _repeat(self._text(node.this), self.expr(node.args["times"]))
 
