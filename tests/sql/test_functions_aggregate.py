@@ -70,6 +70,7 @@ DISTINCT = [
     ("COUNT(DISTINCT k, s)", "count(DISTINCT (k, s)) FILTER (WHERE k IS NOT NULL AND "
                              "s IS NOT NULL)"),
     ("SUM(DISTINCT v)", "sum(DISTINCT v)"), ("AVG(DISTINCT d)", "avg(DISTINCT d)"),
+    ("SUM(DISTINCT CAST(v AS DECIMAL(10, 2)))", "sum(DISTINCT CAST(v AS DECIMAL(10, 2)))"),
     ("AVG(DISTINCT v)", "CAST(trunc(avg(DISTINCT v)) AS BIGINT)"),  # Flink: INT AVG truncates
 ]
 ALL = STATS + ORDERED + DISTINCT

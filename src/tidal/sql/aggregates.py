@@ -336,7 +336,7 @@ def _sum_distinct(name: str, value: pl.Expr, out: str, dtype: pl.DataType,
                   pre: dict[str, pl.Expr], specs: dict[str, agg.Agg]) -> pl.Expr:
     """``SUM(DISTINCT x)`` / ``AVG(DISTINCT x)``: the state is the group's set of distinct
     values (as for ``COUNT(DISTINCT x)``), summed when read."""
-    pre[out + "_in"] = value.cast(pl.Int64 if dtype.is_integer() else pl.Float64)
+    pre[out + "_in"] = value.cast(pl.Int64) if dtype.is_integer() else value
     specs[out] = agg.Agg("sum_distinct", out + "_in")
     if name == "SUM":
         return pl.col(out)
