@@ -123,6 +123,7 @@ FLINK = [
                                         None]),
     ("OVERLAY(s PLACING t FROM 2 FOR 0)", ["hx", None, "", "H", None]),  # FOR 0 drops the rest
     ("TRANSLATE(s, 'lol', 'L')", ["heLL wrLd", "héLL wörLd", "", "Hi 1abc 'neiL", None]),
+    ("ELT(n, 'a', s, 'c')", ["hello world", None, None, None, "c"]),
     ("LEFT(s, n)", ["he", "", "", "Hi 1abc o'neil", None]),
     ("RIGHT(s, -1)", ["", "", "", "", None]),
     ("LPAD(s, -1, 'x')", [None] * 5),

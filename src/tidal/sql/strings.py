@@ -221,6 +221,13 @@ class StringFunctions:
         text = self._literal_string(node, sep, "CONCAT_WS with a separator")
         return pl.concat_str([self._text(p) for p in parts], separator=text, ignore_nulls=True)
 
+    def _elt(self: Translator, node: exp.Elt) -> pl.Expr:
+        """ELT(i, s1, s2, ...): the ``i``-th string (from 1); NULL when ``i`` is out of range."""
+        index, out = self.expr(node.this), pl.lit(None, pl.String)
+        for i, e in reversed(list(enumerate(node.expressions, start=1))):
+            out = pl.when(index == i).then(self._text(e)).otherwise(out)
+        return out
+
     # -- characters and encodings -----------------------------------------------------------
     def _ascii(self: Translator, node: exp.Ascii) -> pl.Expr:
         """The first UTF-8 byte as a signed Java byte (the code of an ASCII character); 0
