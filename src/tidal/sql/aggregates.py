@@ -269,22 +269,11 @@ class AggregatePlanning:
             call = call.this
         if isinstance(call, exp.AnonymousAggFunc):
             return self._user_agg(call, out, tr, pre, specs)
-        name = _AGGREGATES.get(type(call)) if not isinstance(call, exp.Anonymous) else None
-        if name is None:
-            raise unsupported(f"the aggregate {call.sql()}", call,
-                              "see docs/sql-functions.md for the aggregates tidal plans")
+        name = _checked_name(call, updating)
         distinct = isinstance(call.this, exp.Distinct)
         args = list(call.this.expressions) if distinct else [call.this]
-        if distinct and name not in ("COUNT", "SUM", "AVG"):
-            raise unsupported(f"{name}(DISTINCT ...)", call)
-        if isinstance(call.this, exp.Order):
-            raise unsupported(f"ORDER BY inside {name}(...)", call.this,
-                              "the order is event time (see docs/sql-functions.md)")
         if len(args) != 1 and name != "COUNT":
             raise error(f"{name} takes one argument", call)
-        if name in ("FIRST_VALUE", "LAST_VALUE") and updating:
-            raise unsupported(f"{name} over an updating input", call,
-                              "it picks by event time, which an updating input does not have")
         arg = args[0]
         star = isinstance(arg, exp.Star) or arg is None
         if star:
@@ -302,7 +291,6 @@ class AggregatePlanning:
             value = tr.expr(arg)
         if cond is not None:
             value = pl.when(cond).then(value).otherwise(None)
-        src: str
         if distinct and name != "COUNT":
             return _sum_distinct(name, value, out, tr.dtype(value), pre, specs)
         if name[:3] in ("VAR", "STD") and tr.dtype(value).is_integer():
@@ -312,24 +300,48 @@ class AggregatePlanning:
         else:
             src = out + "_in"
             pre[src] = value
-        if name == "COUNT":
-            specs[out] = agg.count_distinct(src) if distinct else agg.count(src)
-            return pl.col(out)
-        if name == "AVG":
-            specs[out + "_s"], specs[out + "_n"] = agg.sum(src), agg.count(src)
-            return _avg(pl.col(out + "_s"), pl.col(out + "_n"), tr.dtype(value))
-        if name == "SUM":  # SQL: the SUM of no values (all NULL, or FILTER kept none) is NULL
-            specs[out], specs[out + "_n"] = agg.sum(src), agg.count(src)
-            return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
-        if name == "LISTAGG":
-            specs[out] = agg.listagg(src, call.args["separator"], by_time=not updating)
-            return pl.col(out)
-        if name == "ARRAY_AGG":
-            specs[out] = agg.Agg("array_agg", src, (bool(call.args.get("nulls_excluded")),
-                                                    not updating, pl.List(tr.dtype(value))))
-            return pl.col(out)
-        specs[out] = _SIMPLE[name](src)
+        return _column_agg(name, call, src, tr.dtype(value), out, specs, distinct, updating)
+
+
+def _checked_name(call: exp.Expr, updating: bool) -> str:
+    """The name of the built-in aggregate ``call``, refusing what tidal does not plan."""
+    name = _AGGREGATES.get(type(call)) if not isinstance(call, exp.Anonymous) else None
+    if name is None:
+        raise unsupported(f"the aggregate {call.sql()}", call,
+                          "see docs/sql-functions.md for the aggregates tidal plans")
+    if isinstance(call.this, exp.Distinct) and name not in ("COUNT", "SUM", "AVG"):
+        raise unsupported(f"{name}(DISTINCT ...)", call)
+    if isinstance(call.this, exp.Order):
+        raise unsupported(f"ORDER BY inside {name}(...)", call.this,
+                          "the order is event time (see docs/sql-functions.md)")
+    if name in ("FIRST_VALUE", "LAST_VALUE") and updating:
+        raise unsupported(f"{name} over an updating input", call,
+                          "it picks by event time, which an updating input does not have")
+    return name
+
+
+def _column_agg(name: str, call: exp.Expr, src: str, dtype: pl.DataType, out: str,
+                specs: dict[str, agg.Agg], distinct: bool, updating: bool) -> pl.Expr:
+    """The aggregate ``name`` of the column ``src`` (of type ``dtype``): its specs added to
+    ``specs``, the expression reading its result returned."""
+    if name == "COUNT":
+        specs[out] = agg.count_distinct(src) if distinct else agg.count(src)
         return pl.col(out)
+    if name == "AVG":
+        specs[out + "_s"], specs[out + "_n"] = agg.sum(src), agg.count(src)
+        return _avg(pl.col(out + "_s"), pl.col(out + "_n"), dtype)
+    if name == "SUM":  # SQL: the SUM of no values (all NULL, or FILTER kept none) is NULL
+        specs[out], specs[out + "_n"] = agg.sum(src), agg.count(src)
+        return pl.when(pl.col(out + "_n") > 0).then(pl.col(out)).otherwise(None)
+    if name == "LISTAGG":
+        specs[out] = agg.listagg(src, call.args["separator"], by_time=not updating)
+        return pl.col(out)
+    if name == "ARRAY_AGG":
+        specs[out] = agg.Agg("array_agg", src, (bool(call.args.get("nulls_excluded")),
+                                                not updating, pl.List(dtype)))
+        return pl.col(out)
+    specs[out] = _SIMPLE[name](src)
+    return pl.col(out)
 
 
 def _sum_distinct(name: str, value: pl.Expr, out: str, dtype: pl.DataType,
