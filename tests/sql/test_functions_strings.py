@@ -6,6 +6,7 @@ such function, they come from Flink's documentation and runtime (SqlFunctionUtil
 
 from __future__ import annotations
 
+import hashlib
 import json
 from urllib.parse import parse_qs, urlsplit
 
@@ -134,9 +135,13 @@ FLINK = [
     ("ASCII(s)", [104, 104, 0, 72, None]),
     ("ASCII('é')", [-61] * 5),  # the first UTF-8 byte, signed
     ("CHR(n - 1)", ["\x01", "", "", "\x13", "\x02"]),
-    ("SHA2(s, 224)", [None if v is None else __import__("hashlib").sha224(v.encode()).hexdigest()
+    ("SHA2(s, 224)", [None if v is None else hashlib.sha224(v.encode()).hexdigest()
                       for v in FRAME["s"]]),
-    ("SHA224(t)", [None if v is None else __import__("hashlib").sha224(v.encode()).hexdigest()
+    ("SHA2(s, 512)", [None if v is None else hashlib.sha512(v.encode()).hexdigest()
+                      for v in FRAME["s"]]),
+    ("SHA224(t)", [None if v is None else hashlib.sha224(v.encode()).hexdigest()
+                   for v in FRAME["t"]]),
+    ("SHA384(t)", [None if v is None else hashlib.sha384(v.encode()).hexdigest()
                    for v in FRAME["t"]]),
     ("REGEXP(s, '')", [False, False, False, False, None]),
     ("REGEXP(s, '^h')", [True, True, False, False, None]),
@@ -216,6 +221,7 @@ ERRORS = [
      "literal 224, 256, 384 or 512"),
     ("SHA224(s, t)", SqlError, "SHA224 takes 1 argument, got 2"),
     ("JSON_QUERY(j)", SqlError, "JSON_QUERY takes 2 arguments, got 1"),
+    ("CHR(n, n)", SqlError, "CHR takes 1 argument, got 2"),
     ("JSON_VALUE(j, 'strict $.a')", UnsupportedSql,
      "JSON_VALUE with the path 'strict $.a' is not supported"),
     ("JSON_VALUE(j, '$.[\"a.b\"][0]')", UnsupportedSql, "JSON_VALUE with the path"),

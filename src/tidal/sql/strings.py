@@ -67,6 +67,11 @@ def _rust_regex(java: str) -> str:
     return rust
 
 
+def _arity(node: exp.Expr, name: str, args: list[exp.Expr], n: int) -> None:
+    if len(args) != n:
+        raise error(f"{name} takes {n} argument{'s' if n != 1 else ''}, got {len(args)}", node)
+
+
 def _is_string(node: exp.Expr | None) -> bool:
     return isinstance(node, exp.Literal) and node.is_string
 
@@ -118,14 +123,6 @@ class StringFunctions:
         if not _is_string(arg):
             raise unsupported(f"{what} that is not a string literal", node)
         return arg.this  # type: ignore[union-attr]
-
-    def _arity(self: Translator, node: exp.Expr, args: list[exp.Expr], name: str,
-               low: int, high: int | None = None) -> None:
-        high = low if high is None else high
-        if not low <= len(args) <= high:
-            wanted = str(low) if low == high else f"{low} to {high}"
-            raise error(f"{name} takes {wanted} argument{'s' if high > 1 else ''}, "
-                        f"got {len(args)}", node)
 
     # -- search -------------------------------------------------------------------------
     def _strposition(self: Translator, node: exp.StrPosition) -> pl.Expr:
@@ -239,8 +236,7 @@ class StringFunctions:
 
     def _chr(self: Translator, node: exp.Chr) -> pl.Expr:
         """CHR(n): the character of code ``n & 255`` ('' for n < 0)."""
-        if len(node.expressions) != 1:
-            raise error(f"CHR takes 1 argument, got {len(node.expressions)}", node)
+        _arity(node, "CHR", node.expressions, 1)
         n = self.expr(node.expressions[0])
         char = (n % 256).replace_strict(list(range(256)), [chr(i) for i in range(256)],
                                         return_dtype=pl.String)
@@ -279,7 +275,7 @@ class StringFunctions:
         return self._digest(node.this, f"sha{bits.this}")
 
     def _fn_sha224(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
-        self._arity(node, args, "SHA224", 1)
+        _arity(node, "SHA224", args, 1)
         return self._digest(args[0], "sha224")
 
     # -- regular expressions ----------------------------------------------------------------
@@ -405,7 +401,7 @@ class StringFunctions:
     def _fn_json_query(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
         """JSON_QUERY(json, path): the object or array at ``path`` as JSON text (compact);
         NULL for a scalar or a missing path (no wrapper clauses)."""
-        self._arity(node, args, "JSON_QUERY", 2)
+        _arity(node, "JSON_QUERY", args, 2)
         value, container = self._json_match(args[0], self._json_path(node, args[1], "JSON_QUERY"))
         return pl.when(container).then(value)
 
