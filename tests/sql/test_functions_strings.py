@@ -165,6 +165,11 @@ FLINK = [
     ("JSON_VALUE(j, '$[0].a' NULL ON EMPTY NULL ON ERROR)", [None, None, None, "2", None]),
     ("JSON_QUERY(j, '$.d')", ["[10,20]", "[]", None, None, None]),
     ("JSON_QUERY(j, '$.a')", [None] * 5),
+    ("URL_ENCODE('https://flink.apache.org/data.csv?a=1&b=2 c~*')",
+     ["https%3A%2F%2Fflink.apache.org%2Fdata.csv%3Fa%3D1%26b%3D2+c%7E*"] * 5),  # URLEncoder
+    ("URL_DECODE(URL_ENCODE(s))", FRAME["s"].to_list()),
+    ("URL_DECODE('a+b%C3%A9%FF')", ["a bé\ufffd"] * 5),
+    ("URL_DECODE('100%')", [None] * 5),  # Java throws on a bad escape; Flink gives NULL
     ("PARSE_URL(u, 'HOST')", ["facebook.com", "H.org", "x.net", None, None]),
     ("PARSE_URL(u, 'PATH')", ["/path1/p.php", "", "/a", None, None]),
     ("PARSE_URL(u, 'QUERY')", ["k1=v1&k2=v2", None, "b=1&k1=", None, None]),
@@ -222,6 +227,7 @@ ERRORS = [
     ("SHA224(s, t)", SqlError, "SHA224 takes 1 argument, got 2"),
     ("JSON_QUERY(j)", SqlError, "JSON_QUERY takes 2 arguments, got 1"),
     ("CHR(n, n)", SqlError, "CHR takes 1 argument, got 2"),
+    ("URL_DECODE(s, t)", SqlError, "URL_DECODE takes 1 argument, got 2"),
     ("JSON_VALUE(j, 'strict $.a')", UnsupportedSql,
      "JSON_VALUE with the path 'strict $.a' is not supported"),
     ("JSON_VALUE(j, '$.[\"a.b\"][0]')", UnsupportedSql, "JSON_VALUE with the path"),

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from itertools import pairwise
 from typing import TYPE_CHECKING
+from urllib.parse import quote_plus, unquote_plus
 
 import polars as pl
 from sqlglot import exp
@@ -92,11 +93,23 @@ def _repeat(s: pl.Expr, times: pl.Expr) -> pl.Expr:
     return pl.when(s.is_not_null() & times.is_not_null()).then(joined)
 
 
-def _hex_digest(algorithm: str) -> Callable[[pl.Series], pl.Series]:
+def _per_value(fn: Callable[[str], str | None]) -> Callable[[pl.Series], pl.Series]:
+    """A batch function applying ``fn`` to each non-NULL string (for what Polars lacks)."""
     def run(batch: pl.Series) -> pl.Series:
-        return pl.Series([None if v is None else hashlib.new(algorithm, v.encode()).hexdigest()
-                          for v in batch], dtype=pl.String)
+        return pl.Series([None if v is None else fn(v) for v in batch], dtype=pl.String)
     return run
+
+
+def _url_decode(text: str) -> str | None:
+    """Java's ``URLDecoder.decode(text, UTF-8)``; None where it throws (a bad ``%`` escape)."""
+    if re.search("%(?![0-9a-fA-F]{2})", text):
+        return None
+    return unquote_plus(text, errors="replace")
+
+
+def _url_encode(text: str) -> str:
+    """Java's ``URLEncoder.encode(text, UTF-8)``: keeps letters, digits and ``.-*_``."""
+    return quote_plus(text, safe="*").replace("~", "%7E")
 
 
 class StringFunctions:
@@ -254,8 +267,8 @@ class StringFunctions:
     def _digest(self: Translator, arg: exp.Expr, algorithm: str) -> pl.Expr:
         """Lower-case hex digest of the UTF-8 bytes: Polars has no MD5/SHA, so this runs
         :mod:`hashlib` over each batch in Python (one call a batch, a loop over its values)."""
-        return self._text(arg).map_batches(
-            _hex_digest(algorithm), return_dtype=pl.String, is_elementwise=True)
+        digest = _per_value(lambda v: hashlib.new(algorithm, v.encode()).hexdigest())
+        return self._text(arg).map_batches(digest, return_dtype=pl.String, is_elementwise=True)
 
     def _md5(self: Translator, node: exp.MD5) -> pl.Expr:
         return self._digest(node.this, "md5")
@@ -406,6 +419,20 @@ class StringFunctions:
         return pl.when(container).then(value)
 
     # -- URLs -----------------------------------------------------------------------------
+    def _fn_url_encode(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
+        """URL_ENCODE(s): ``application/x-www-form-urlencoded`` in UTF-8, as Java's
+        URLEncoder (a space is ``+``); Python over each batch, as the hashes."""
+        _arity(node, "URL_ENCODE", args, 1)
+        return self._text(args[0]).map_batches(_per_value(_url_encode), return_dtype=pl.String,
+                                               is_elementwise=True)
+
+    def _fn_url_decode(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
+        """URL_DECODE(s): the inverse of URL_ENCODE; NULL for a malformed ``%`` escape
+        (Flink); bytes that are not UTF-8 become U+FFFD, as in Java."""
+        _arity(node, "URL_DECODE", args, 1)
+        return self._text(args[0]).map_batches(_per_value(_url_decode), return_dtype=pl.String,
+                                               is_elementwise=True)
+
     def _parseurl(self: Translator, node: exp.ParseUrl) -> pl.Expr:
         """PARSE_URL(url, part[, key]) as Java's ``java.net.URL`` reads http(s), ftp and file
         URLs (others give NULL): HOST, PATH, QUERY, REF, PROTOCOL, AUTHORITY, FILE, USERINFO;
