@@ -272,6 +272,9 @@ def test_show_functions_lists_built_ins_by_introspection_and_user_functions() ->
             "proctime", "count", "sum", "avg"} <= set(names)
     assert not {"and", "or", "anonymous", "case", "pad", "str_position", "weight_string"} & \
         set(names)
+    # functions tidal only refuses (clocks, random values) are not offered
+    assert not {"rand", "rand_integer", "uuid", "current_date", "localtimestamp",
+                "current_watermark", "current_timestamp"} & set(names)
     with pytest.raises(SqlError, match="the statement SHOW SYSTEM is not supported"):
         flow.sql("SHOW SYSTEM FUNCTIONS")
 

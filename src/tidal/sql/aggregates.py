@@ -18,7 +18,7 @@ from tidal.sql.expressions import Field, Scope, Translator, interval_ms
 from tidal.sql.relation import Rel
 from tidal.sql.updating import check_aggregate_input, filtered
 
-__all__ = ["AggregatePlanning", "distinct_as_group_by"]
+__all__ = ["AGGREGATES", "AggregatePlanning", "distinct_as_group_by"]
 
 
 class AggregatePlanning:
@@ -305,7 +305,7 @@ class AggregatePlanning:
 
 def _checked_name(call: exp.Expr, updating: bool) -> str:
     """The name of the built-in aggregate ``call``, refusing what tidal does not plan."""
-    name = _AGGREGATES.get(type(call)) if not isinstance(call, exp.Anonymous) else None
+    name = AGGREGATES.get(type(call)) if not isinstance(call, exp.Anonymous) else None
     if name is None:
         raise unsupported(f"the aggregate {call.sql()}", call,
                           "see docs/sql-functions.md for the aggregates tidal plans")
@@ -464,7 +464,7 @@ def _listagg(call: exp.Anonymous) -> exp.GroupConcat:
     return exp.GroupConcat(this=args[0], separator=sep.name)
 
 
-_AGGREGATES: dict[type[exp.Expr], str] = {
+AGGREGATES: dict[type[exp.Expr], str] = {
     exp.Count: "COUNT", exp.Sum: "SUM", exp.Min: "MIN", exp.Max: "MAX", exp.Avg: "AVG",
     exp.VariancePop: "VAR_POP", exp.Variance: "VAR_SAMP", exp.StddevPop: "STDDEV_POP",
     exp.StddevSamp: "STDDEV_SAMP", exp.FirstValue: "FIRST_VALUE",

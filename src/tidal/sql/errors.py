@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlglot import exp
 
 from tidal.errors import PlanError
 
-__all__ = ["SqlError", "UnsupportedSql", "position"]
+__all__ = ["SqlError", "UnsupportedSql", "position", "refused"]
 
 
 class SqlError(PlanError):
@@ -54,3 +57,10 @@ def error(message: str, node: exp.Expr | None = None) -> SqlError:
 def unsupported(construct: str, node: exp.Expr | None = None, hint: str = "") -> UnsupportedSql:
     """An :class:`UnsupportedSql` located at ``node``."""
     return UnsupportedSql(construct, *position(node), hint=hint)
+
+
+def refused(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a translator method that only says why its function is refused (a clock, a
+    random value): ``SHOW FUNCTIONS`` leaves such functions out."""
+    method.refused = True  # type: ignore[attr-defined]
+    return method

@@ -27,7 +27,7 @@ import polars as pl
 from sqlglot import exp
 
 from tidal.plan import did_you_mean
-from tidal.sql.errors import error, unsupported
+from tidal.sql.errors import error, refused, unsupported
 from tidal.sql.numeric import NumericFunctions
 from tidal.sql.strings import StringFunctions
 from tidal.sql.temporal import TimeFunctions
@@ -532,6 +532,7 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
     def _minute(self, node: exp.Minute) -> pl.Expr:
         return self.expr(node.this).dt.minute().cast(pl.Int64)
 
+    @refused
     def _currenttimestamp(self, node: exp.Expr) -> pl.Expr:
         raise unsupported("CURRENT_TIMESTAMP in a continuous query", node,
                           "use PROCTIME() for processing time")

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 from sqlglot import exp
 
-from tidal.sql.errors import error, unsupported
+from tidal.sql.errors import error, refused, unsupported
 
 if TYPE_CHECKING:
     from tidal.sql.expressions import Translator
@@ -146,14 +146,17 @@ class NumericFunctions:
         return _double(self, node.this).radians()
 
     # -- non-deterministic functions ------------------------------------------------------
+    @refused
     def _rand(self: Translator, node: exp.Rand) -> pl.Expr:
         raise unsupported(node.sql(), node, f"{_REPLAY}; derive a value from the row's "
                           "columns instead")
 
+    @refused
     def _fn_rand_integer(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
         raise unsupported("RAND_INTEGER", node, f"{_REPLAY}; derive a value from the row's "
                           "columns instead")
 
+    @refused
     def _uuid(self: Translator, node: exp.Uuid) -> pl.Expr:
         raise unsupported("UUID()", node, f"{_REPLAY}; build a key from the row's columns "
                           "instead")

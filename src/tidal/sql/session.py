@@ -558,14 +558,16 @@ def builtin_functions() -> list[str]:
     user's), found rather than listed so the list stays true as functions are added: each
     name the dialect parses as a call, kept when it reads as a node the
     :class:`~tidal.sql.expressions.Translator` has a ``_<node class>`` method for or as a
-    planned aggregate; and the Translator's ``_fn_<name>`` functions."""
+    planned aggregate; and the Translator's ``_fn_<name>`` functions. Functions that are only
+    refused (marked :func:`~tidal.sql.errors.refused`) are left out."""
     from sqlglot.errors import ErrorLevel
 
-    from tidal.sql.aggregates import _AGGREGATES
+    from tidal.sql.aggregates import AGGREGATES
 
     parser = Flink.parser_class
-    found = {name.lower() for name in _AGGREGATES.values()}
-    found |= {attr[4:] for attr in dir(Translator) if attr.startswith("_fn_")}
+    found = {name.lower() for name in AGGREGATES.values()}
+    found |= {attr[4:] for attr in dir(Translator)
+              if attr.startswith("_fn_") and not getattr(getattr(Translator, attr), "refused", False)}
     for name in {*parser.FUNCTIONS, *parser.FUNCTION_PARSERS} - _INTERNAL_NAMES:
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
             continue
@@ -575,10 +577,13 @@ def builtin_functions() -> list[str]:
                                          error_level=ErrorLevel.IGNORE)
             except Exception:  # noqa: BLE001 - a builder that wants other arguments
                 continue
+            if isinstance(call, exp.Cast) and name not in ("CAST", "TRY_CAST"):
+                break  # a type name read as a cast (UUID(a)), or another dialect's CONVERT
+            method = getattr(Translator, f"_{type(call).__name__.lower()}", None)
             planned = isinstance(call, exp.Func) and not isinstance(
                 call, exp.Connector | exp.Anonymous | exp.Case) and \
-                hasattr(Translator, f"_{type(call).__name__.lower()}")
-            if planned or type(call) in _AGGREGATES:
+                method is not None and not getattr(method, "refused", False)
+            if planned or type(call) in AGGREGATES:
                 found.add(name.lower())
                 break
     return sorted(found)

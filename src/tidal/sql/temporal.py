@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 from sqlglot import exp
 
-from tidal.sql.errors import error, unsupported
+from tidal.sql.errors import error, refused, unsupported
 
 if TYPE_CHECKING:
     from tidal.sql.expressions import Translator
@@ -174,23 +174,29 @@ class TimeFunctions:
         return t.dt.convert_time_zone(target).dt.strftime(_ISO)
 
     # -- what a continuous query cannot compute ---------------------------------------------
+    @refused
     def _currentdate(self: Translator, node: exp.CurrentDate) -> pl.Expr:
         raise unsupported("CURRENT_DATE in a continuous query", node, _PROCESSING_TIME)
 
+    @refused
     def _currenttime(self: Translator, node: exp.CurrentTime) -> pl.Expr:
         raise unsupported("CURRENT_TIME in a continuous query", node, _PROCESSING_TIME)
 
+    @refused
     def _localtimestamp(self: Translator, node: exp.Localtimestamp) -> pl.Expr:
         raise unsupported("LOCALTIMESTAMP in a continuous query", node, _PROCESSING_TIME)
 
+    @refused
     def _localtime(self: Translator, node: exp.Localtime) -> pl.Expr:
         raise unsupported("LOCALTIME in a continuous query", node, _PROCESSING_TIME)
 
+    @refused
     def _fn_current_row_timestamp(self: Translator, node: exp.Expr,
                                   args: list[exp.Expr]) -> pl.Expr:
         raise unsupported("CURRENT_ROW_TIMESTAMP() in a continuous query", node,
                           _PROCESSING_TIME)
 
+    @refused
     def _fn_current_watermark(self: Translator, node: exp.Expr, args: list[exp.Expr]) -> pl.Expr:
         raise unsupported("CURRENT_WATERMARK", node,
                           "a scalar expression does not see its operator's watermark; event-"
