@@ -261,7 +261,8 @@ def test_end_to_end_on_nexmark_urls() -> None:
     out = td.sinks.memory()
     flow.sql("SELECT url, channel, PARSE_URL(url, 'HOST') AS host, "
              "PARSE_URL(url, 'QUERY', 'channel_id') AS cid, UPPER(LEFT(channel, 3)) AS c3, "
-             "CONCAT_WS('/', channel, PARSE_URL(url, 'QUERY', 'channel_id')) AS tag "
+             "CONCAT_WS('/', channel, PARSE_URL(url, 'QUERY', 'channel_id')) AS tag, "
+             "SPLIT(channel, '-') AS parts "
              "FROM bid WHERE REGEXP(url, 'channel_id=[0-9]+$')").sink(out)
     flow.run(quiet=True)
     frame = out.frame()
@@ -272,6 +273,7 @@ def test_end_to_end_on_nexmark_urls() -> None:
         assert row["cid"] == parse_qs(parts.query)["channel_id"][0]
         assert row["c3"] == row["channel"][:3].upper()
         assert row["tag"] == f"{row['channel']}/{row['cid']}"
+        assert row["parts"] == row["channel"].split("-")
 
 
 def test_tidal_sql_command_runs_string_functions() -> None:
