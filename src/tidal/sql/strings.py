@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote_plus, unquote_plus
 
 import polars as pl
+import sqlglot
 from sqlglot import exp
 
+from tidal.sql.dialect import Flink
 from tidal.sql.errors import error, unsupported
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ _REGEX_TOKEN = re.compile(r"\\.|\[\^?\]?(?:\\.|[^\]\\])*\]|.", re.S)
 _JSON_PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*")
 _URL = r"^(?i:(https?|ftp|file)):(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?$"
 _URL_GROUPS = {"PROTOCOL": 1, "AUTHORITY": 2, "PATH": 3, "QUERY": 4, "REF": 5}
+_INITCAP_DEFAULT = sqlglot.parse_one("INITCAP(s)", read=Flink).expression  # sqlglot's own
 _JAVA_CLASSES = {"d": "[0-9]", "D": "[^0-9]", "w": "[a-zA-Z_0-9]", "W": "[^a-zA-Z_0-9]",
                  "s": "[ \\t\\n\\x0B\\f\\r]", "S": "[^ \\t\\n\\x0B\\f\\r]"}
 _JAVA_POSIX = re.compile(r"\\[pP]\{(?:Is)?(?:Lower|Upper|ASCII|Alpha|Digit|Alnum|Punct|Graph|"
@@ -71,6 +74,13 @@ def _rust_regex(java: str) -> str:
 def _arity(node: exp.Expr, name: str, args: list[exp.Expr], n: int) -> None:
     if len(args) != n:
         raise error(f"{name} takes {n} argument{'s' if n != 1 else ''}, got {len(args)}", node)
+
+
+def _no_more_args(node: exp.Expr, name: str, n: int, *extra: str) -> None:
+    """Refuses the arguments other dialects add after Flink's ``n`` (sqlglot keeps them as
+    ``extra``)."""
+    if any(node.args.get(k) is not None for k in extra):
+        raise unsupported(f"{name} with more than {n} arguments", node)
 
 
 def _is_string(node: exp.Expr | None) -> bool:
@@ -217,6 +227,8 @@ class StringFunctions:
     def _initcap(self: Translator, node: exp.Initcap) -> pl.Expr:
         """INITCAP as Flink (Calcite): words are runs of ASCII letters and digits; the first
         letter of a word is upper-cased, the others lower-cased; other characters stay."""
+        if node.expression is not None and node.expression != _INITCAP_DEFAULT:
+            raise unsupported("INITCAP with more than 1 argument", node)
         c = pl.element()
         in_word = c.shift(1).str.contains("^[A-Za-z0-9]$").fill_null(False)
         char = pl.when(in_word & c.str.contains("^[A-Z]$")).then(c.str.to_lowercase()) \
@@ -308,9 +320,7 @@ class StringFunctions:
     def _regexpreplace(self: Translator, node: exp.RegexpReplace) -> pl.Expr:
         """REGEXP_REPLACE(s, regex, replacement): every match; the replacement is literal
         text (Flink quotes it), so ``$1`` is not a group reference."""
-        extra = [k for k in ("position", "occurrence", "modifiers") if node.args.get(k)]
-        if extra:
-            raise unsupported(f"REGEXP_REPLACE with a {extra[0]} argument", node)
+        _no_more_args(node, "REGEXP_REPLACE", 3, "position", "occurrence", "modifiers")
         if node.args.get("replacement") is None:
             raise error("REGEXP_REPLACE takes 3 arguments (string, regex, replacement)", node)
         regex = self._regex(node, node.expression, "REGEXP_REPLACE")
@@ -318,21 +328,20 @@ class StringFunctions:
         return pl.when(repl.is_not_null()).then(self._text(node.this).str.replace_all(regex, repl))
 
     def _regexpcount(self: Translator, node: exp.RegexpCount) -> pl.Expr:
+        _no_more_args(node, "REGEXP_COUNT", 2, "position", "parameters")
         regex = self._regex(node, node.expression, "REGEXP_COUNT")
         return self._text(node.this).str.count_matches(regex).cast(pl.Int32)
 
     def _regexpsubstr(self: Translator, node: exp.RegexpSubstr) -> pl.Expr:
-        if any(node.args.get(k) for k in ("position", "occurrence", "parameters", "group")):
-            raise unsupported("REGEXP_SUBSTR with more than two arguments", node)
+        _no_more_args(node, "REGEXP_SUBSTR", 2, "position", "occurrence", "parameters", "group")
         regex = self._regex(node, node.expression, "REGEXP_SUBSTR")
         return self._text(node.this).str.extract(regex, 0)
 
     def _regexpinstr(self: Translator, node: exp.RegexpInstr) -> pl.Expr:
         """REGEXP_INSTR(s, regex): the 1-based character position of the first match, 0 if
         none."""
-        if any(node.args.get(k) for k in ("position", "occurrence", "option", "parameters",
-                                          "group")):
-            raise unsupported("REGEXP_INSTR with more than two arguments", node)
+        _no_more_args(node, "REGEXP_INSTR", 2, "position", "occurrence", "option", "parameters",
+                      "group")
         regex = self._regex(node, node.expression, "REGEXP_INSTR")
         s = self._text(node.this)
         found = s.str.find(regex)
@@ -344,6 +353,7 @@ class StringFunctions:
         """REGEXP_EXTRACT_ALL(s, regex[, group]): ARRAY<STRING> of ``group`` (1 by default)
         of every match. A group is read by matching the pattern again on each whole match,
         which is exact unless the pattern is anchored (``^``, ``$``, ``\\b``)."""
+        _no_more_args(node, "REGEXP_EXTRACT_ALL", 3, "parameters", "position", "occurrence")
         regex = self._regex(node, node.expression, "REGEXP_EXTRACT_ALL")
         group = node.args.get("group")
         if group is not None and not (isinstance(group, exp.Literal) and not group.is_string):
