@@ -119,6 +119,8 @@ FLINK = [
     ("LOCATE('l', s, 4)", [4, 4, 0, 14, None]),
     ("LOCATE('o', s, n)", [5, 5, 0, 0, None]),
     ("LOCATE('', s, 4)", [1, 1, 1, 1, None]),
+    ("LOCATE('o', s, -3)", [5, 5, 0, 9, None]),
+    ("INSTR(s, 'o', 6)", [8, 0, 0, 9, None]),
     ("POSITION(t IN s)", [0, None, 0, 1, None]),
     ("OVERLAY(s PLACING 'AB' FROM n)", ["hABlo world", "héllo wörld", "", "Hi 1abc o'neil",
                                         None]),
@@ -222,6 +224,9 @@ ERRORS = [
     ("REPLACE(s, 'a')", SqlError, "REPLACE takes 3 arguments (string, search, replacement)"),
     ("CONCAT_WS(t, s)", UnsupportedSql, "CONCAT_WS with a separator that is not a string literal"),
     ("INSTR(s, 'a', 1, 2)", UnsupportedSql, "INSTR with an occurrence argument is not supported"),
+    ("INSTR(s, 'a', -1)", UnsupportedSql,
+     "INSTR with a start that is not a positive integer literal is not supported"),
+    ("INSTR(s, 'a', n)", UnsupportedSql, "INSTR with a start that is not a positive integer"),
     ("SHA2(s, 100)", UnsupportedSql, "SHA2 with the bit length 100 is not supported; use a "
      "literal 224, 256, 384 or 512"),
     ("SHA224(s, t)", SqlError, "SHA224 takes 1 argument, got 2"),

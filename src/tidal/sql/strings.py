@@ -83,6 +83,13 @@ def _no_more_args(node: exp.Expr, name: str, n: int, *extra: str) -> None:
         raise unsupported(f"{name} with more than {n} arguments", node)
 
 
+def _is_instr(node: exp.StrPosition) -> bool:
+    """sqlglot reads INSTR and LOCATE into one node; the length of the name the parser kept
+    in the node's meta (for error positions) tells them apart: INSTR is the one of 5."""
+    meta = node.meta
+    return "start" in meta and meta["end"] - meta["start"] == 4
+
+
 def _is_string(node: exp.Expr | None) -> bool:
     return isinstance(node, exp.Literal) and node.is_string
 
@@ -154,6 +161,11 @@ class StringFunctions:
             raise unsupported("INSTR with an occurrence argument", node)
         s, sub = self._text(node.this), self._text(node.args["substr"])
         start = node.args.get("position")
+        if start is not None and _is_instr(node) and not (
+                isinstance(start, exp.Literal) and not start.is_string and int(start.this) >= 1):
+            raise unsupported("INSTR with a start that is not a positive integer literal", node,
+                              "Flink's INSTR searches backwards from a negative start; use "
+                              "LOCATE(sub, s, start) to search forwards")
         skipped = pl.lit(0) if start is None else (self.expr(start) - 1).clip(0)
         rest = s.str.slice(skipped)
         found = rest.str.find(sub, literal=True)
