@@ -94,6 +94,13 @@ def test_tidal_sql_prints_json_lines_and_ends_on_bounded_input(tmp_path: Path) -
     assert csv.stdout == "n\n4600\n"
 
 
+def test_tidal_sql_csv_writes_arrays_as_json_text() -> None:
+    result = CliRunner().invoke(_app(), ["sql", "--format", "csv", "-e",
+                                         "SELECT SPLIT('a,b', ',') AS parts, 1 AS n"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == 'parts,n\n"[""a"",""b""]",1\n'
+
+
 def test_tidal_sql_reports_errors_with_position() -> None:
     result = CliRunner().invoke(_app(), ["sql", "-e", "SELECT a FROM nowhere"])
     assert result.exit_code == 1

@@ -59,13 +59,21 @@ class _Printer(Sink):
             for row in batch.iter_rows(named=True):
                 self.out.write(orjson.dumps(row, default=str).decode() + "\n")
         elif self.fmt == "csv":
-            self.out.write(batch.write_csv(include_header=not self.header))
+            self.out.write(_flat(batch).write_csv(include_header=not self.header))
             self.header = True
         else:
             with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_hide_dataframe_shape=True,
                            tbl_hide_column_data_types=True):
                 self.out.write(f"{batch}\n")
         self.out.flush()
+
+
+def _flat(batch: pl.DataFrame) -> pl.DataFrame:
+    """``batch`` with its nested columns (ARRAY, ROW) as JSON text, which CSV can hold."""
+    nested = [c for c, t in batch.schema.items() if t.is_nested()]
+    return batch.with_columns(
+        pl.Series(c, [None if v is None else orjson.dumps(v, default=str).decode()
+                      for v in batch[c].to_list()], pl.String) for c in nested)
 
 
 def sql_command(
