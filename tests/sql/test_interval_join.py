@@ -87,16 +87,3 @@ def test_left_interval_join_pads_auctions_without_bids_in_time(
     key = got.columns
     assert got.sort(key, nulls_last=True).to_dicts() == want.sort(key, nulls_last=True).to_dicts()
 
-
-@pytest.mark.parametrize(("query", "message"), [
-    ("SELECT A.id FROM auction A LEFT JOIN bid B ON A.id = B.auction", "regular outer join"),
-    ("SELECT A.id FROM auction A LEFT JOIN bid B ON A.id = B.auction AND A.category = 1 AND "
-     "B.`dateTime` BETWEEN A.`dateTime` AND A.`dateTime` + INTERVAL '1' SECOND",
-     "with the ON condition"),
-    ("SELECT A.id FROM auction A FULL JOIN bid B ON A.id = B.auction", "FULL"),
-])
-def test_outer_joins_not_planned_are_named(query: str, message: str) -> None:
-    flow = td.Flow("outer")
-    flow.sql(ddl(events=10))
-    with pytest.raises(SqlError, match=message):
-        flow.sql(query)

@@ -1,5 +1,6 @@
-"""Planning joins: regular joins (state kept for ``table.exec.state.ttl``), interval joins
-(time bounds between the two sides' event times; ``LEFT JOIN`` too), window joins, and
+"""Planning joins: regular joins (state kept for ``table.exec.state.ttl``; ``LEFT``,
+``RIGHT`` and ``FULL OUTER JOIN`` give updating results that retract padded rows), interval
+joins (time bounds between the two sides' event times; ``LEFT JOIN`` too), window joins, and
 processing-time lookup joins (``FOR SYSTEM_TIME AS OF``); conditions on one side are
 pushed below the join. A mixin of :class:`~tidal.sql.planner.Planner`."""
 
@@ -32,12 +33,11 @@ class JoinPlanning:
         if isinstance(node.this, exp.Table) and node.this.args.get("version") is not None:
             return self.lookup_join(left, node, side, kind)
         how = "inner"
-        if side == "LEFT" and kind in ("", "OUTER"):
-            how = "left"  # with time bounds: an interval join emitting unmatched left rows
+        if side in ("LEFT", "RIGHT", "FULL") and kind in ("", "OUTER"):
+            how = side.lower()
         elif side or kind not in ("", "INNER"):
             raise unsupported(f"{' '.join(x for x in (side, kind) if x)} JOIN", node,
-                              "inner joins are planned, and LEFT JOIN with time bounds between "
-                              "the two sides (an interval join)")
+                              "write [INNER] JOIN or LEFT/RIGHT/FULL [OUTER] JOIN")
         if node.args.get("using"):
             raise unsupported("JOIN ... USING", node, "write JOIN ... ON a.k = b.k")
         left = self.settled(left, node)
@@ -65,7 +65,8 @@ class JoinPlanning:
         if right.window is not None:
             right = windowing.materialize(right, node)
         if left.updating or right.updating:
-            raise unsupported("a join of an updating result (GROUP BY without a window)", node)
+            raise unsupported("a join of an updating result (GROUP BY without a window, an "
+                              "outer join, a Top-N)", node)
         left, right, pushed = self._push_down(left, right, where, syntax.conjuncts(on), how)
         lscope, rscope = left.scope(), right.scope()
         keys: list[tuple[pl.Expr, pl.Expr]] = []
@@ -95,15 +96,14 @@ class JoinPlanning:
         # a LEFT JOIN's bounds are in ON: a WHERE filters the joined (and padded) rows
         interval = self._interval(left, right, [*residual, *where] if how == "inner" else
                                   residual, node)
-        if how == "left":
+        if how != "inner":
             rest = [c for c in residual if interval is None or all(c is not u for u in interval[2])]
-            if interval is None or rest:
-                raise unsupported(
-                    "a LEFT JOIN " + ("without time bounds between the two sides' event times "
-                                      "(a regular outer join needs retractions)" if interval is
-                                      None else f"with the ON condition {rest[0].sql()}"), node,
-                    "write ON a.k = b.k AND b.ts BETWEEN a.ts - INTERVAL ... AND a.ts + "
-                    "INTERVAL ... (conditions on the right side alone are fine too)")
+            if how != "left" or interval is None or rest:
+                # a regular outer join (an updating result); time bounds are conditions there
+                if windowing.window_join_ends(left, right, syntax.conjuncts(on)) is not None:
+                    raise unsupported(f"a {how.upper()} JOIN of window TVFs (an outer window "
+                                      "join)", node, "join the windows with an inner JOIN")
+                return self._outer_join(left, right, (ls, rs), names, residual, node)
         if interval is not None:  # the time bounds hold the state: an interval join
             lo, hi, used = interval
             residual = [c for c in residual if all(c is not u for u in used)]
@@ -114,19 +114,36 @@ class JoinPlanning:
         else:
             ttl = self.session.settings.get("table.exec.state.ttl")
             joined = ls.join(rs, on=names, ttl=interval_ms_text(ttl) if ttl else FOREVER_MS)
-        lcols = set(left.schema) | set(names)
-        rmap = {c: (c + "_right" if c in lcols else c) for c in right.schema}
         out = joined.schema
         assert out is not None
-        if any(v not in out for v in rmap.values()):
-            raise unsupported("a join whose column names clash twice", node)
-        fields = left.fields + [Field(f.qualifier, f.name, rmap[f.column]) for f in right.fields]
+        fields = _joined_fields(left, right, names, out, node)
         keep = [c for c in out if c not in names]
         rel = Rel(joined.select(keep), fields)
         if residual:
             cond = syntax.conjunction(residual)
             rel = replace(rel, stream=rel.stream.filter(self.translator(rel.scope()).expr(cond)))
         return rel
+
+    def _outer_join(self, left: Rel, right: Rel, streams: tuple[Any, Any], names: list[str],
+                    residual: list[exp.Expr], node: exp.Join) -> Rel:
+        """The LEFT, RIGHT or FULL ``node`` joining ``left`` and ``right`` (``streams``: theirs
+        with the key columns ``names``) without time bounds, Flink's regular outer join:
+        :func:`~tidal.operators.outer_join.outer_join`, whose result is updating by hidden
+        per-side row ids; the ``residual`` ON conditions decide which pairs match."""
+        from tidal.operators.outer_join import outer_join, outer_join_schema
+
+        ls, rs = streams
+        ids = (self._name("lid"), self._name("rid"))
+        out = outer_join_schema(ls.schema, rs.schema, names, ids)
+        fields = _joined_fields(left, right, names, out, node)
+        cond = None
+        if residual:
+            cond = self.translator(Scope(fields, out)).expr(syntax.conjunction(residual))
+        ttl = self.session.settings.get("table.exec.state.ttl")
+        joined = outer_join(ls, rs, names, how=node.side.lower(), ids=ids, residual=cond,
+                            ttl_ms=interval_ms_text(ttl) if ttl else None)
+        keep = [c for c in out if c not in names]
+        return Rel(joined.select(keep), fields, updating=True, key=list(ids))
 
     def _interval(self, left: Rel, right: Rel, conds: list[exp.Expr],
                   node: exp.Expr) -> tuple[int, int, list[exp.Expr]] | None:
@@ -197,16 +214,19 @@ class JoinPlanning:
         side: the WHERE conjuncts (taken out of ``where``) and the ON conjuncts (their ids
         returned: done). Fewer rows reach the join and its state, as in the hand-written
         pipeline that filters first. In a LEFT JOIN a WHERE on the right side filters the
-        padded rows too and an ON on the left side keeps failing rows (padded): both stay."""
+        padded rows too and an ON on the left side keeps failing rows (padded): both stay;
+        the other way round in a RIGHT JOIN, and a FULL JOIN pushes nothing."""
         lscope, rscope = left.scope(), right.scope()
         preds: dict[str, list[exp.Expr]] = {"L": [], "R": []}
         pushed: set[int] = set()
+        padded = {"inner": "", "left": "R", "right": "L", "full": "LR"}[how]
+        preserved = {"inner": "", "left": "L", "right": "R", "full": "LR"}[how]
         for cond, source in [*((c, where) for c in list(where)), *((c, None) for c in on)]:
             if any(isinstance(n, exp.Subquery | exp.AggFunc | exp.Window) for n in cond.walk()):
                 continue
             side = syntax.side(cond, lscope, rscope)
-            if side not in preds or (how == "left" and side == ("R" if source is not None
-                                                                else "L")):
+            # a WHERE may not filter a padded side's input, an ON not a preserved side's
+            if side not in preds or side in (padded if source is not None else preserved):
                 continue
             preds[side].append(cond)
             if source is not None:
@@ -303,6 +323,17 @@ class JoinPlanning:
         return rel
 
     # -- projections ----------------------------------------------------------------------
+
+
+def _joined_fields(left: Rel, right: Rel, keys: list[str], out: pl.Schema,
+                   node: exp.Expr | None) -> list[Field]:
+    """The SQL names of a join's output columns ``out``: the left's, then the right's (a
+    right column whose name the left has, or a key's, takes the suffix ``_right``)."""
+    lcols = set(left.schema) | set(keys)
+    rmap = {c: (c + "_right" if c in lcols else c) for c in right.schema}
+    if any(v not in out for v in rmap.values()):
+        raise unsupported("a join whose column names clash twice", node)
+    return left.fields + [Field(f.qualifier, f.name, rmap[f.column]) for f in right.fields]
 
 
 def interval_ms_text(text: str, what: str = "table.exec.state.ttl") -> int:
