@@ -138,12 +138,22 @@ def test_a_group_by_over_a_left_join_retracts_the_padded_rows() -> None:
     assert _rows(got) == _rows(_duck(query))
 
 
-def test_where_on_an_outer_join_deletes_rows_that_stop_passing() -> None:
+@pytest.mark.parametrize("query", [
     # the anti join: orders that never got a payment
-    query = ("SELECT o.oid, p.pid FROM orders o LEFT JOIN pays p ON o.k = p.k "
-             "WHERE p.pid IS NULL AND o.qty > 1")
-    log = _changelog(query)
-    got = apply_changelog(log, ["oid", "pid"])
+    "SELECT o.oid, p.pid FROM orders o LEFT JOIN pays p ON o.k = p.k "
+    "WHERE p.pid IS NULL AND o.qty > 1",
+    "SELECT o.oid, p.pid, p.amt FROM orders o FULL JOIN pays p ON o.k = p.k "
+    "WHERE o.qty > 3 OR p.amt IS NULL",
+])
+def test_where_on_an_outer_join_deletes_rows_that_stop_passing(query: str) -> None:
+    got = apply_changelog(_changelog(query), ["oid", "pid"])
+    assert _rows(got) == _rows(_duck(query))
+
+
+def test_a_self_outer_join() -> None:
+    query = ("SELECT o.oid, o2.oid AS later FROM orders o LEFT JOIN orders o2 "
+             "ON o.k = o2.k AND o.oid < o2.oid")
+    got = apply_changelog(_changelog(query), ["oid", "later"])
     assert _rows(got) == _rows(_duck(query))
 
 

@@ -152,9 +152,9 @@ class OuterJoin(Operator):
         if not rows.height:
             return
         self.sides[port] = _append(self.sides[port], rows)
-        oldest = self.oldest[port]
-        if oldest is not None:
-            self.oldest[port] = min(oldest, rows.get_column(TIMES[port]).min())  # type: ignore[type-var]
+        oldest, new = self.oldest[port], rows.get_column(TIMES[port]).min()
+        if oldest is not None and new is not None:
+            self.oldest[port] = min(oldest, new)  # type: ignore[type-var]
 
     # -- state retention -------------------------------------------------------------------
     def _expire(self, now: int) -> None:
