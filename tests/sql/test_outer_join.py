@@ -275,6 +275,23 @@ def test_state_expires_after_the_ttl_without_output() -> None:
     assert got.height < want.height
 
 
+def test_rows_leave_the_state_after_the_ttl_of_processing_time_silently() -> None:
+    out: list[pl.DataFrame] = []
+    clock = [0]
+    op = OuterJoin("oj", ["k"], pl.Schema({"k": pl.Int64, "oid": pl.Int64}),
+                   pl.Schema({"k": pl.Int64, "pid": pl.Int64}), ids=("__l", "__r"),
+                   keep=(True, False), ttl_ms=100)
+    op.open(OperatorContext(op.name, lambda b, port: out.append(b), lambda r, why: None,
+                            lambda: clock[0], lambda n: None))
+    assert op.timer_interval_ms == 100
+    op.on_batch(pl.DataFrame({"k": [1], "oid": [5]}), 0)
+    clock[0] = 150
+    op.on_timer(150)  # order 5 leaves the state: its padded row stays, nothing is emitted
+    op.on_batch(pl.DataFrame({"k": [1], "pid": [10]}), 1)  # no partner left
+    op.on_batch(pl.DataFrame({"k": [1], "oid": [6]}), 0)  # meets payment 10 (kept to 250)
+    assert pl.concat(out).rows() == [(1, 5, None, 0, None, False), (1, 6, 10, 1, 0, False)]
+
+
 @pytest.mark.parametrize(("query", "message"), [
     ("SELECT * FROM (SELECT k, COUNT(*) AS n FROM orders GROUP BY k) g "
      "LEFT JOIN pays p ON g.k = p.k", "a join of an updating result"),
