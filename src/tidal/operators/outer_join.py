@@ -79,19 +79,22 @@ class OuterJoin(Operator):
         self.ttl = ttl_ms
         if self.processing_time and ttl_ms is not None:
             self.timer_interval_ms = max(1, min(ttl_ms, 1_000))
-        # how a row of each side alone fills the output columns (the other side's are NULL)
-        right_names = {(c + SUFFIX if c in left_schema and c not in keys else c): c
-                       for c in right_schema}
-        self.padded: tuple[list[pl.Expr], list[pl.Expr]] = tuple(  # type: ignore[assignment]
-            [(pl.col(source[c]) if c in source else pl.lit(None)).cast(t).alias(c)
-             for c, t in self.schema.items() if c != DELETE]
-            for source in ({c: c for c in [*left_schema, ids[0]]},
-                           {**right_names, ids[1]: ids[1]}))
-        self.joined = [pl.col(c).cast(t) for c, t in self.schema.items() if c != DELETE]
+        right = {(c + SUFFIX if c in left_schema and c not in keys else c): c
+                 for c in right_schema}
+        self.padded = (self._filled({c: c for c in [*left_schema, ids[0]]}),
+                       self._filled({**right, ids[1]: ids[1]}))
+        """Per side: the output columns from a row of that side alone."""
+        self.joined = self._filled({c: c for c in self.schema})
         self.sides: list[pl.DataFrame | None] = [None, None]
         self.next_ids = [0, 0]
         self.oldest: list[int | None] = [None, None]
         """The smallest time held per side, when known: skips TTL scans while none expired."""
+
+    def _filled(self, source: dict[str, str]) -> list[pl.Expr]:
+        """The output columns (but :data:`DELETE`), each read from the column ``source``
+        names for it, NULL where it names none."""
+        return [(pl.col(source[c]) if c in source else pl.lit(None)).cast(t).alias(c)
+                for c, t in self.schema.items() if c != DELETE]
 
     def on_batch(self, batch: pl.DataFrame, port: int) -> None:
         if not batch.height:
