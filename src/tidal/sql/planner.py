@@ -44,6 +44,7 @@ from tidal.sql.expressions import Field, Scope, Translator, interval_ms
 from tidal.sql.joins import FOREVER_MS, JoinPlanning, interval_ms_text
 from tidal.sql.over import over_calls, plan_over
 from tidal.sql.relation import RankSpec, Rel
+from tidal.sql.subqueries import SubqueryPlanning, check_subqueries, is_subquery_condition
 from tidal.sql.updating import DELETE, filtered, row_identity, without_identity
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ PROCTIME_EXPR = pl.lit(0).map_batches(_now_ms, returns_scalar=True, return_dtype
     .cast(pl.Datetime("ms"))
 
 
-class Planner(JoinPlanning, AggregatePlanning):
+class Planner(JoinPlanning, AggregatePlanning, SubqueryPlanning):
     """Plans queries of one session into one flow."""
 
     def __init__(self, session: SqlSession, flow: Flow) -> None:
@@ -213,6 +214,9 @@ class Planner(JoinPlanning, AggregatePlanning):
                                   "<= N in an enclosing query, and AGG(x) OVER (...)")
         where = node.args.get("where")
         conjuncts = syntax.conjuncts(where.this) if where is not None else []
+        semi = [c for c in conjuncts if is_subquery_condition(c)]  # tidal.sql.subqueries
+        conjuncts = [c for c in conjuncts if not is_subquery_condition(c)]
+        check_subqueries(node, conjuncts)
         rel = self.from_(node, conjuncts)
         ranked = rel.rank is not None
         if ranked:
@@ -224,9 +228,11 @@ class Planner(JoinPlanning, AggregatePlanning):
                 raise unsupported("a WHERE on window columns of a window TVF", where)
             if list(where.this.find_all(exp.AggFunc)):
                 raise error("aggregates are not allowed in WHERE; use HAVING", where)
-            if not overs and row_number is None:
+            if not overs and row_number is None and not semi:
                 rel = _pruned(rel, node, where.this)
             rel = filtered(rel, self.translator(rel.scope()).expr(where.this))
+        if semi:
+            rel = self.subquery_filters(rel, semi)
         if overs:
             return plan_over(self, rel, node, overs)
         group = node.args.get("group")
@@ -360,6 +366,8 @@ class Planner(JoinPlanning, AggregatePlanning):
         """The FROM clause; a comma join (``FROM a, b WHERE a.k = b.k``) takes its
         equalities out of ``where`` (the WHERE's conjuncts, changed in place)."""
         frm = node.args.get("from_") or node.args.get("from")
+        if frm is None and any(isinstance(e, exp.Star) for e in node.expressions):
+            raise error("SELECT * needs a FROM", node)
         if frm is None:  # SELECT 1 + 1: one row, as FROM (VALUES (0)) with a hidden column
             alias = exp.TableAlias(columns=[exp.to_identifier("__dual")])
             rel = self.values(exp.Values(expressions=[exp.Tuple(expressions=[
