@@ -103,7 +103,7 @@ class SemiJoin(Operator):
         if port == 0:
             self._on_left(self._stamp(batch, 0, LT))
         else:
-            self._on_right(self._stamp(batch.select(self.keys), 1, RT))
+            self._on_right(self._stamp(batch, 1, RT).select(*self.keys, RT))
 
     def _on_left(self, rows: pl.DataFrame) -> None:
         valid = rows.select(self._valid()).to_series()

@@ -73,8 +73,12 @@ class SubqueryPlanning:
     :class:`~tidal.sql.planner.Planner`)."""
 
     def subquery_filters(self: Any, rel: Rel, conditions: list[exp.Expr]) -> Rel:
-        """``rel`` kept to the rows passing each ``[NOT] IN`` / ``[NOT] EXISTS`` term."""
-        for cond in conditions:
+        """``rel`` kept to the rows passing each ``[NOT] IN`` / ``[NOT] EXISTS`` term: the
+        semi joins first, then at most one anti join (its result is updating)."""
+        anti = [c for c in conditions if isinstance(c, exp.Not)]
+        if len(anti) > 1:
+            raise unsupported("several NOT IN / NOT EXISTS conditions in one WHERE", anti[1])
+        for cond in [*(c for c in conditions if not isinstance(c, exp.Not)), *anti]:
             rel = self._semi_join(rel, cond)
         return rel
 
@@ -107,8 +111,10 @@ class SubqueryPlanning:
         if not probes and not outer:  # EXISTS without correlation: any row at all
             probes, picked = [exp.Literal.number(1)], [exp.Literal.number(1)]
         names = [self._name("sk") for _ in [*probes, *outer]]
-        sub.set("expressions", [exp.alias_(e, n) for e, n in
-                                zip([*picked, *inner], names, strict=True)])
+        keys = [exp.alias_(e, n) for e, n in zip([*picked, *inner], names, strict=True)]
+        plain = sub.args.get("group") is None and (sub.args.get("from_") or sub.args.get(
+            "from")) is not None and not any(syntax.aggregate_calls(e) for e in picked)
+        sub.set("expressions", [*keys, exp.Star()] if plain else keys)  # * keeps the time
         right = self.query(sub)
         if right.updating:
             raise unsupported(f"{what} over an updating result (a GROUP BY without windows, "
@@ -120,7 +126,9 @@ class SubqueryPlanning:
                  for a, b in zip(lkeys, rkeys, strict=True)]
         ls = rel.stream.with_columns(**{n: k.cast(t) for n, k, t in
                                         zip(names, lkeys, types, strict=True)})
-        rs = right.stream.select(**{n: k.cast(t) for n, k, t in
+        time = right.stream.node.time  # the subquery's rows leave the state by it
+        rs = right.stream.select(*([pl.col(time.column)] if time is not None else []),
+                                 **{n: k.cast(t) for n, k, t in
                                     zip(names, rkeys, types, strict=True)})
         return self._joined(rel, ls, rs, names, anti=anti,
                             null_aware=anti and isinstance(pred, exp.In))
