@@ -331,6 +331,12 @@ def test_in_needs_as_many_columns_as_it_compares() -> None:
         _flow("subq-cols").sql("SELECT oid FROM orders WHERE k IN (SELECT k, amt FROM pays)")
 
 
+def test_in_compares_values_of_one_kind() -> None:
+    with pytest.raises(SqlError, match="cannot compare BIGINT with STRING; CAST one side"):
+        _flow("subq-types").sql(
+            "SELECT oid FROM orders WHERE k IN (SELECT CAST(k AS STRING) FROM pays)")
+
+
 def test_select_star_needs_a_from() -> None:
     with pytest.raises(SqlError, match="SELECT \\* needs a FROM"):
         _flow("star").sql("SELECT *")

@@ -24,6 +24,7 @@ import polars as pl
 from sqlglot import exp
 
 from tidal.sql import syntax
+from tidal.sql.catalog import describe_type
 from tidal.sql.errors import error, unsupported
 from tidal.sql.joins import interval_ms_text
 from tidal.sql.relation import Rel
@@ -201,8 +202,12 @@ def _common(a: pl.DataType, b: pl.DataType, what: str, node: exp.Expr) -> pl.Dat
     """The type both sides of a comparison in ``what`` are cast to."""
     if a == b:
         return a
+    if not (a.is_numeric() and b.is_numeric()) and a.base_type() != b.base_type():
+        raise error(f"{what}: cannot compare {describe_type(a)} with {describe_type(b)}; "
+                    "CAST one side", node)
     try:
         return pl.concat([pl.DataFrame(schema={"x": a}), pl.DataFrame(schema={"x": b})],
                          how="vertical_relaxed").schema["x"]
     except pl.exceptions.PolarsError as e:
-        raise error(f"{what}: cannot compare {a} with {b}", node) from e
+        raise error(f"{what}: cannot compare {describe_type(a)} with {describe_type(b)}",
+                    node) from e
