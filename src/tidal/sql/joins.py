@@ -264,11 +264,10 @@ class JoinPlanning:
         at_col = lscope.resolve(at).column
         if at_col not in left.proctime:
             time = left.stream.node.time
-            if time is not None and time.column == at_col:
-                raise unsupported("event-time temporal joins (FOR SYSTEM_TIME AS OF a rowtime "
-                                  "attribute, against a versioned table)", at,
-                                  "look up by processing time: add p AS PROCTIME() and join "
-                                  "FOR SYSTEM_TIME AS OF p")
+            if time is not None and time.column == at_col:  # against a versioned table
+                from tidal.sql.temporal_join import temporal_join
+
+                return temporal_join(self, left, node, how)  # type: ignore[arg-type]
             raise error(f"FOR SYSTEM_TIME AS OF {at.sql()}: {at.name!r} is not a processing-time "
                         "attribute; declare it as PROCTIME()", at)
         name = table.name
