@@ -75,6 +75,15 @@ SEMI = [
     "SELECT oid FROM orders WHERE EXISTS (SELECT 1 FROM pays WHERE amt > 8)",
     "SELECT oid FROM orders WHERE CAST(k AS INT) IN (SELECT k FROM pays)",
     "SELECT oid FROM orders WHERE qty IN (SELECT 3)",
+    # a self-correlation, a join and a nested subquery inside, a CTE
+    "SELECT oid FROM orders WHERE EXISTS (SELECT 1 FROM orders o2 WHERE o2.k = orders.k "
+    "AND o2.qty > 8)",
+    "SELECT oid FROM orders WHERE k IN (SELECT p.k FROM pays p JOIN orders o ON p.k = o.k "
+    "WHERE o.qty = 1)",
+    "SELECT oid FROM orders o WHERE EXISTS (SELECT 1 FROM pays p WHERE p.k = o.k AND EXISTS "
+    "(SELECT 1 FROM orders o3 WHERE o3.k = p.k AND o3.qty = 0))",
+    "WITH pk AS (SELECT k FROM pays WHERE amt > 2) SELECT oid FROM orders WHERE k IN "
+    "(SELECT k FROM pk)",
 ]
 
 
@@ -199,6 +208,13 @@ def test_a_sqlite_sink_keyed_by_the_user_key_deletes_matched_rows(tmp_path: Path
     want = _duck("SELECT oid, k FROM orders o WHERE NOT EXISTS "
                  "(SELECT 1 FROM pays p WHERE p.k = o.k)").rows()
     assert sorted(got, key=repr) == sorted(want, key=repr)
+
+
+def test_a_group_by_over_a_semi_join() -> None:
+    query = """SELECT k, COUNT(*) AS n FROM (SELECT * FROM orders
+               WHERE k IN (SELECT k FROM pays)) GROUP BY k"""
+    got = apply_changelog(_output(query), ["k"])
+    assert _rows(got) == _rows(_duck(query))
 
 
 def test_a_group_by_over_an_anti_join_retracts_matched_rows() -> None:

@@ -157,9 +157,11 @@ class SubqueryPlanning:
         local = {s.alias_or_name for s in sources}
         qualifiers = {f.qualifier for f in rel.fields if f.qualifier}
 
+        def outer_column(c: exp.Column) -> bool:  # the subquery's own names shadow
+            return bool(c.table) and c.table not in local and c.table in qualifiers
+
         def outside(e: exp.Expr) -> bool:
-            return any(c.table and c.table not in local and c.table in qualifiers
-                       for c in e.find_all(exp.Column))
+            return any(outer_column(c) for c in e.find_all(exp.Column))
 
         sub = sub.copy()
         for key in ("order", "limit", "offset"):
@@ -178,7 +180,7 @@ class SubqueryPlanning:
             if a is not None and b is not None and outside(b) and not outside(a):
                 a, b = b, a
             if a is None or b is None or outside(b) or not list(b.find_all(exp.Column)) or \
-                    any(c.table not in qualifiers for c in a.find_all(exp.Column)):
+                    not all(outer_column(c) for c in a.find_all(exp.Column)):
                 raise unsupported(f"the correlated condition {term.sql()} in {what} (only "
                                   "equalities between an outer and an inner expression)",
                                   term, "correlate with equalities such as t.k = a.x")
