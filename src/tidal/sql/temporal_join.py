@@ -10,7 +10,9 @@ versioned view, Flink's deduplication query keeping the last row per key by even
       SELECT *, ROW_NUMBER() OVER (PARTITION BY currency ORDER BY update_time DESC) AS rn
       FROM rates_log) WHERE rn = 1
 
-The ON clause must equate the whole primary key with the probe side. The join runs as
+The ON clause must equate the whole primary key with the probe side; its other conditions
+are checked against the version found (a ``LEFT JOIN`` pads a probe row whose version fails
+them). The join runs as
 :class:`~tidal.operators.join.TemporalJoin` (what :meth:`tidal.Stream.lookup` builds with a
 stream): probe rows wait until the watermark passes them, then take the latest version with
 ``version time <= probe time``. The result is append-only and keeps the probe side's time
@@ -60,10 +62,6 @@ def temporal_join(planner: Planner, left: Rel, node: exp.Join, how: str) -> Rel:
         raise error(f"the temporal join with {table.name!r} must equate its whole PRIMARY KEY "
                     f"({', '.join(pk)}) with the probe side; ON does not cover "
                     f"{', '.join(missing)}", on)
-    if residual and how == "left":
-        raise unsupported("LEFT JOIN ... FOR SYSTEM_TIME AS OF a rowtime with conditions "
-                          "beside the primary key equalities", residual[0],
-                          "filter the versioned table in a view, or use an inner JOIN")
     names = {c: planner._name("tk") for c in pk}
     ls = left.stream.with_columns(**{names[c]: keys[c] for c in pk})
     lschema = ls.schema
@@ -76,10 +74,15 @@ def temporal_join(planner: Planner, left: Rel, node: exp.Join, how: str) -> Rel:
     fields = _joined_fields(left, right, list(names.values()), out, node)
     keep = [c for c in out if c not in names.values()]
     rel = replace(left, stream=joined.select(keep), fields=fields, origin={})
-    if residual:
-        cond = syntax.conjunction(residual)
-        rel = replace(rel, stream=rel.stream.filter(planner.translator(rel.scope()).expr(cond)))
-    return rel
+    if not residual:
+        return rel
+    cond = planner.translator(rel.scope()).expr(syntax.conjunction(residual))
+    if how == "inner":
+        return replace(rel, stream=rel.stream.filter(cond))
+    # a LEFT JOIN keeps the probe row whose version fails the conditions, padded
+    padded = [f.column for f in fields[len(left.fields):]]
+    return replace(rel, stream=rel.stream.with_columns(
+        [pl.when(cond.fill_null(False)).then(pl.col(c)).alias(c) for c in padded]))
 
 
 def _key_equality(cond: exp.Expr, lscope: object, rscope: object) -> tuple[exp.Expr, str] | None:
