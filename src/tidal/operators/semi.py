@@ -7,7 +7,9 @@ matches.
 
 - :class:`SemiJoin` with ``anti=False`` emits each left row **once**, as soon as a right row
   of its key exists: at once if one already arrived, otherwise when the first one arrives
-  (left rows wait in state until then). The result is append-only.
+  (left rows wait in state until then). The result is append-only, but has no event time:
+  a row emitted when its match arrives can be far behind the watermark (as Flink, whose
+  regular joins turn time attributes into plain timestamps).
 - With ``anti=True`` a left row without a match is emitted at once and **deleted** (the
   :data:`~tidal.operators.changelog.DELETE` column true, with the row's full values) when
   its first match arrives: an updating result, keyed by a hidden per-row sequence number
@@ -183,8 +185,8 @@ def semi_join(left: Stream, right: Stream, keys: list[str], *, anti: bool = Fals
               id_column: str | None = None, null_aware: bool = False,
               ttl_ms: int | None = None) -> Stream:
     """Rows of ``left`` with (``anti``: without) a row of ``right`` of equal ``keys`` (named
-    alike on both sides): a :class:`SemiJoin` step. A semi join keeps ``left``'s event time;
-    an anti join is updating by ``id_column``. Rows are kept ``ttl_ms`` after their event
+    alike on both sides): a :class:`SemiJoin` step, without event time (see the module
+    docstring); an anti join is updating by ``id_column``. Rows are kept ``ttl_ms`` after their event
     time (processing time when a side has none), forever without it."""
     schema = left.schema
     if schema is None or right.schema is None:
@@ -197,5 +199,5 @@ def semi_join(left: Stream, right: Stream, keys: list[str], *, anti: bool = Fals
     return left._then(
         "join", label, lambda n: SemiJoin(n, keys, anti=anti, id_column=id_column,
                                           null_aware=null_aware, times=times, ttl_ms=ttl_ms),
-        schema=out, time=None if anti else "keep", stateful=True,
+        schema=out, time=None, stateful=True,
         inputs=[(left.node, "out"), (right.node, "out")], signature=label)
