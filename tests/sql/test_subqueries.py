@@ -352,6 +352,13 @@ def test_in_needs_as_many_columns_as_it_compares() -> None:
         _flow("subq-cols").sql("SELECT oid FROM orders WHERE k IN (SELECT k, amt FROM pays)")
 
 
+def test_an_unqualified_outer_column_is_named_with_a_hint() -> None:
+    with pytest.raises(SqlError, match="unknown column 'oid'.*qualify the outer query's "
+                                       "columns with their table or alias"):
+        _flow("subq-unq").sql("SELECT oid FROM orders o WHERE EXISTS "
+                              "(SELECT 1 FROM pays p WHERE p.k = oid)")
+
+
 def test_in_compares_values_of_one_kind() -> None:
     with pytest.raises(SqlError, match="cannot compare BIGINT with STRING; CAST one side"):
         _flow("subq-types").sql(

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from tidal.sql import syntax
 from tidal.sql.catalog import describe_type
-from tidal.sql.errors import error, unsupported
+from tidal.sql.errors import SqlError, error, unsupported
 from tidal.sql.joins import interval_ms_text
 from tidal.sql.relation import Rel
 
@@ -116,7 +116,13 @@ class SubqueryPlanning:
         plain = sub.args.get("group") is None and (sub.args.get("from_") or sub.args.get(
             "from")) is not None and not any(syntax.aggregate_calls(e) for e in picked)
         sub.set("expressions", [*keys, exp.Star()] if plain else keys)  # * keeps the time
-        right = self.query(sub)
+        try:
+            right = self.query(sub)
+        except SqlError as e:
+            if not e.reason.startswith("unknown column") or type(e) is not SqlError:
+                raise
+            raise SqlError(e.reason + f"; in {what}, qualify the outer query's columns with "
+                           "their table or alias (a.x)", e.line, e.column) from e
         if right.updating:
             raise unsupported(f"{what} over an updating result (a GROUP BY without windows, "
                               "an outer join, a Top-N)", sub)
