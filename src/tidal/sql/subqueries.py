@@ -84,6 +84,7 @@ class SubqueryPlanning:
         return rel
 
     def _semi_join(self: Any, rel: Rel, cond: exp.Expr) -> Rel:
+        """``rel`` semi-joined (anti-joined under NOT) with the subquery of ``cond``."""
         anti = isinstance(cond, exp.Not)
         pred = _predicate(cond)
         what = ("NOT " if anti else "") + ("IN (subquery)" if isinstance(pred, exp.In)
@@ -112,10 +113,19 @@ class SubqueryPlanning:
         if not probes and not outer:  # EXISTS without correlation: any row at all
             probes, picked = [exp.Literal.number(1)], [exp.Literal.number(1)]
         names = [self._name("sk") for _ in [*probes, *outer]]
-        keys = [exp.alias_(e, n) for e, n in zip([*picked, *inner], names, strict=True)]
+        right = self._subquery_keys(sub, [*picked, *inner], names, what)
+        ls, rs = self._keyed(rel, [*probes, *outer], right, names, what, cond)
+        return self._joined(rel, ls, rs, names, anti=anti,
+                            null_aware=anti and isinstance(pred, exp.In))
+
+    def _subquery_keys(self: Any, sub: exp.Select, keys: list[exp.Expr], names: list[str],
+                       what: str) -> Rel:
+        """The rows of ``sub`` with its join ``keys`` as the columns ``names`` (and, for a
+        plain SELECT, its other columns, so that its event time survives)."""
+        aliased = [exp.alias_(e, n) for e, n in zip(keys, names, strict=True)]
         plain = sub.args.get("group") is None and (sub.args.get("from_") or sub.args.get(
-            "from")) is not None and not any(syntax.aggregate_calls(e) for e in picked)
-        sub.set("expressions", [*keys, exp.Star()] if plain else keys)  # * keeps the time
+            "from")) is not None and not any(syntax.aggregate_calls(e) for e in keys)
+        sub.set("expressions", [*aliased, exp.Star()] if plain else aliased)
         try:
             right = self.query(sub)
         except SqlError as e:
@@ -126,19 +136,25 @@ class SubqueryPlanning:
         if right.updating:
             raise unsupported(f"{what} over an updating result (a GROUP BY without windows, "
                               "an outer join, a Top-N)", sub)
+        return right
+
+    def _keyed(self: Any, rel: Rel, probes: list[exp.Expr], right: Rel, names: list[str],
+               what: str, cond: exp.Expr) -> tuple[Any, Any]:
+        """The streams of ``rel`` and ``right`` with the join keys (``probes`` on ``rel``)
+        as the columns ``names``, cast to one type per key; ``right`` only its keys and
+        event time (its rows leave the state by it)."""
         lt, rt = self.translator(rel.scope()), self.translator(right.scope())
-        lkeys = [lt.expr(e) for e in [*probes, *outer]]
+        lkeys = [lt.expr(e) for e in probes]
         rkeys = [rt.expr(exp.column(n)) for n in names]
         types = [_common(lt.dtype(a), rt.dtype(b), what, cond)
                  for a, b in zip(lkeys, rkeys, strict=True)]
         ls = rel.stream.with_columns(**{n: k.cast(t) for n, k, t in
                                         zip(names, lkeys, types, strict=True)})
-        time = right.stream.node.time  # the subquery's rows leave the state by it
+        time = right.stream.node.time
         rs = right.stream.select(*([pl.col(time.column)] if time is not None else []),
                                  **{n: k.cast(t) for n, k, t in
                                     zip(names, rkeys, types, strict=True)})
-        return self._joined(rel, ls, rs, names, anti=anti,
-                            null_aware=anti and isinstance(pred, exp.In))
+        return ls, rs
 
     def _joined(self: Any, rel: Rel, ls: Any, rs: Any, names: list[str], *, anti: bool,
                 null_aware: bool) -> Rel:
