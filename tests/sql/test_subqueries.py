@@ -99,6 +99,16 @@ def test_a_semi_join_gives_each_matching_row_once(query: str) -> None:
     assert _rows(got) == _rows(want)
 
 
+def test_in_over_a_window_aggregation() -> None:
+    got = _output("""SELECT oid FROM orders WHERE k IN (
+        SELECT k FROM TABLE(TUMBLE(TABLE pays, DESCRIPTOR(t), INTERVAL '0.2' SECOND))
+        GROUP BY k, window_start, window_end HAVING COUNT(*) > 1)""")
+    want = _duck("SELECT oid FROM orders WHERE k IN "
+                 "(SELECT k FROM pays GROUP BY k, t // 200 HAVING COUNT(*) > 1)")
+    assert want.height > 0
+    assert _rows(got) == _rows(want)
+
+
 def test_rows_wait_for_a_match_that_arrives_later() -> None:
     # every payment comes after every order: each match is found when the payment arrives
     late = PAYS.with_columns(pl.col("t") + 10_000)
