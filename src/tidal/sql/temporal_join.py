@@ -144,7 +144,10 @@ def _versioned_view(planner: Planner, query: exp.Expr, table: exp.Table) -> tupl
                           "no versioned view", table, hint)
     rel = planner.relation_of(inner.this)
     spec = rel.rank
-    if spec is None or spec.ties != "last" or spec.window is not None or \
+    time = rel.stream.node.time
+    order = spec.node.args["order"].expressions[0].this if spec is not None else None
+    by_rowtime = isinstance(order, exp.Column) and time is not None and order.name == time.column
+    if spec is None or spec.ties != "last" or spec.window is not None or not by_rowtime or \
             _rank_limit(where.this, spec.name) != 1:
         raise unsupported(f"an event-time temporal join with the view {table.name!r}, which is "
                           "no versioned view (a deduplication keeping the last row per key by "
