@@ -7,7 +7,8 @@ columns):
   marks the relation as windowed;
 - ``JOIN ... ON a.k = b.k [AND residual]`` → :meth:`Stream.join` (regular join, state kept
   for ``table.exec.state.ttl``, default forever), the residual as a filter;
-- ``WHERE`` → :meth:`Stream.filter`; ``GROUP BY window_start, window_end, keys`` over a
+- ``WHERE`` → :meth:`Stream.filter`, its ``[NOT] IN (SELECT ...)`` / ``[NOT] EXISTS``
+  conditions → semi and anti joins (:mod:`tidal.sql.subqueries`); ``GROUP BY window_start, window_end, keys`` over a
   windowing TVF (or a legacy ``GROUP BY SESSION(t, INTERVAL ...)``) → ``key_by(keys)
   .window(spec).agg(...)``; ``GROUP BY`` over the window columns of a window aggregation
   → the same windows again (window propagation); any other ``GROUP BY`` → a running
