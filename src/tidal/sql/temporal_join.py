@@ -30,6 +30,7 @@ from sqlglot import exp
 from tidal.sql import syntax
 from tidal.sql.catalog import Registered, TableDef
 from tidal.sql.errors import error, unsupported
+from tidal.sql.expressions import Scope
 from tidal.sql.relation import Rel
 
 if TYPE_CHECKING:
@@ -85,17 +86,17 @@ def temporal_join(planner: Planner, left: Rel, node: exp.Join, how: str) -> Rel:
         [pl.when(cond.fill_null(False)).then(pl.col(c)).alias(c) for c in padded]))
 
 
-def _key_equality(cond: exp.Expr, lscope: object, rscope: object) -> tuple[exp.Expr, str] | None:
+def _key_equality(cond: exp.Expr, lscope: Scope, rscope: Scope) -> tuple[exp.Expr, str] | None:
     """``(probe expression, build column)`` when ``cond`` is ``f(probe) = build.column``."""
     if not isinstance(cond, exp.EQ):
         return None
     a, b = cond.this, cond.expression
-    if syntax.side(a, lscope, rscope) == "R":  # type: ignore[arg-type]
+    if syntax.side(a, lscope, rscope) == "R":
         a, b = b, a
     if syntax.side(a, lscope, rscope) != "L" or not isinstance(b, exp.Column) or \
-            syntax.side(b, lscope, rscope) != "R":  # type: ignore[arg-type]
+            syntax.side(b, lscope, rscope) != "R":
         return None
-    return a, rscope.resolve(b).column  # type: ignore[attr-defined]
+    return a, rscope.resolve(b).column
 
 
 def _versioned(planner: Planner, table: exp.Table) -> tuple[Rel, list[str]]:
