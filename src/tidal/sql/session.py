@@ -21,6 +21,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from tidal.errors import ConfigError
+from tidal.operators.stateless import Passthrough
 from tidal.sql.catalog import (
     Catalog,
     Registered,
@@ -42,6 +43,7 @@ from tidal.sql.updating import DELETE
 if TYPE_CHECKING:
     from tidal.api.flow import Flow
     from tidal.api.stream import Stream
+    from tidal.plan import Node
 
 __all__ = ["Result", "Session", "builtin_functions", "parse", "session_for"]
 
@@ -56,6 +58,43 @@ class Result:
     text: str | None = None
     updating: bool = False
     key: list[str] | None = None
+
+
+@dataclass
+class _Writers:
+    """The INSERTs into one table of a flow: one sink step, named after the table, reading
+    the union of their results (Flink writes the rows of every INSERT into the table)."""
+
+    table: str
+    sink: Node
+    inputs: list[Stream]
+    updating: bool
+    union: Node | None = None
+
+    def add(self, out: Stream, updating: bool, node: exp.Expr) -> None:
+        """Write ``out`` into the table too: the sink step keeps its name (and so its
+        checkpointed rows), and reads a stateless union of every INSERT's result."""
+        name, first = self.table, self.inputs[0]
+        if updating != self.updating:
+            kinds = ("an updating", "an appending") if updating else ("an appending", "an updating")
+            raise unsupported(f"INSERT INTO {name} of {kinds[0]} result beside {kinds[1]} one",
+                              node, "write them into two tables")
+        if dict(out.schema or {}) != dict(first.schema or {}):
+            raise error(f"INSERT INTO {name}: this query writes the columns "
+                        f"{', '.join(out.schema or [])} but an earlier INSERT INTO {name} writes "
+                        f"{', '.join(first.schema or [])}; give both the same columns", node)
+        flow = out.flow
+        if self.union is not None:  # made again over every input, under the same name
+            flow.nodes.remove(self.union)
+            flow._names.discard(self.union.name)
+        self.inputs.append(out)
+        union = first._then("union", f"{name}.union", lambda n: Passthrough(n),
+                            schema=first.schema, time=None,
+                            inputs=[(s.node, "out") for s in self.inputs])
+        self.union = union.node
+        flow.nodes.remove(self.sink)  # the flow's steps are in topological order
+        self.sink.inputs = [(self.union, "out")]
+        flow.nodes.append(self.sink)
 
 
 _STATEMENT_SET = re.compile(r"\bEXECUTE\s+STATEMENT\s+SET\s+BEGIN\b", re.IGNORECASE)
@@ -170,6 +209,8 @@ class Session:
         self._streams: weakref.WeakKeyDictionary[Flow, dict[str, Rel]] = weakref.WeakKeyDictionary()
         self._shared: weakref.WeakKeyDictionary[Flow, dict[tuple[Any, ...], tuple[Stream, int]]] \
             = weakref.WeakKeyDictionary()
+        self._written: weakref.WeakKeyDictionary[Flow, dict[str, _Writers]] = \
+            weakref.WeakKeyDictionary()
 
     def streams_of(self, flow: Flow) -> dict[str, Rel]:
         """The tables a flow has already read (one source per table per flow)."""
@@ -468,7 +509,13 @@ class Session:
         if unused:
             raise ConfigError(f"table {name!r}: option(s) {unused} are not known to the "
                               f"{entry.connector!r} sink")
-        (rel.stream if as_is else rel.stream.select(exprs)).sink(sink, name=f"{name}")
+        out = rel.stream if as_is else rel.stream.select(exprs)
+        written = self._written.setdefault(out.flow, {})
+        if name in written:
+            written[name].add(out, rel.updating, node)
+            return
+        out.sink(sink, name=f"{name}")
+        written[name] = _Writers(name, out.flow.nodes[-1], [out], rel.updating)
 
     # -- text results ---------------------------------------------------------------------------
     def show_create(self, rest: str, node: exp.Expr) -> str:
