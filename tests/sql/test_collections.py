@@ -107,6 +107,8 @@ def test_array_functions_follow_flink(expr: str, expected: list[Any]) -> None:
     ("MAP_KEYS(MAP['a', 1, 'b', 2])", [["a", "b"]] * 4),
     ("MAP_VALUES(MAP['a', 1, 'b', 2])", [[1, 2]] * 4),
     ("MAP_ENTRIES(MAP['a', 1])", [[{"key": "a", "value": 1}]] * 4),
+    ("CAST(MAP['a', 1] AS MAP<STRING, DOUBLE>)['a']", [1.0] * 4),
+    ("MAP[s, 1]", [{"x,y": 1}, {}, {"": 1}, {"z": 1}]),  # a NULL key's entry is left out
     ("ROW(i, s)", [{"EXPR$0": 2, "EXPR$1": "x,y"}, {"EXPR$0": 3, "EXPR$1": None},
                    {"EXPR$0": 1, "EXPR$1": ""}, {"EXPR$0": 1, "EXPR$1": "z"}]),
     ("(1, 'a')", [{"EXPR$0": 1, "EXPR$1": "a"}] * 4),
@@ -149,6 +151,8 @@ def test_unnest_of_a_map_gives_its_keys_and_values() -> None:
     ("CARDINALITY(s)", SqlError, "CARDINALITY takes one ARRAY or MAP; s is STRING"),
     ("MAP['a', 1, 'b']", SqlError, "MAP[...] takes keys and values in pairs"),
     ("ARRAY_JOIN(a, ',')", SqlError, "ARRAY_JOIN joins an ARRAY<STRING>, not ARRAY<BIGINT>"),
+    ("CAST(s AS ARRAY<INT>)", UnsupportedSql,
+     "CAST from STRING to ARRAY<INT> is not supported; an ARRAY casts to an ARRAY"),
     ("ARRAY_JOIN(SPLIT(s, ','), ',', s)", UnsupportedSql,
      "ARRAY_JOIN with a NULL replacement that is not a string literal is not supported"),
 ])

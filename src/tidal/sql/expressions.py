@@ -482,6 +482,9 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
             return v.str.to_datetime(time_unit="ms", time_zone=to.time_zone)
         if src.is_temporal() and to == pl.String:
             return v.dt.strftime("%Y-%m-%d %H:%M:%S%.3f")
+        if isinstance(to, pl.List | pl.Map) and src != pl.Null and type(src) is not type(to):
+            raise unsupported(f"CAST from {_describe(src)} to {_describe(to)}", node,
+                              "an ARRAY casts to an ARRAY, a MAP to a MAP")
         return v.cast(to, strict=False)
 
     def _trycast(self, node: exp.TryCast) -> pl.Expr:
