@@ -88,6 +88,16 @@ def test_array_functions_match_duckdb(flink: str, duck: str) -> None:
     ("ARRAY_SLICE(a, 5, 6)", [[], [], [], None]),  # both past the end
     ("ARRAY_SLICE(a, NULL, 2)", [None] * 4),
     ("ARRAY_CONCAT(a, CAST(NULL AS ARRAY<BIGINT>))", [None] * 4),
+    ("ARRAY_APPEND(a, i)", [[1, 2, 3, 2], [None, 5, 3], [1], None]),  # NULL array: NULL
+    ("ARRAY_APPEND(a, NULL)", [[1, 2, 3, None], [None, 5, None], [None], None]),
+    ("ARRAY_PREPEND(a, 0)", [[0, 1, 2, 3], [0, None, 5], [0], None]),
+    ("ARRAY_REMOVE(ARRAY[2, 1, 2, NULL], 2)", [[1, None]] * 4),
+    ("ARRAY_REMOVE(a, NULL)", [[1, 2, 3], [5], [], None]),  # NULL removes the NULLs
+    ("ARRAY_SORT(ARRAY[3, NULL, 1])", [[None, 1, 3]] * 4),  # NULLs first when ascending
+    ("ARRAY_SORT(ARRAY[3, NULL, 1], FALSE)", [[3, 1, None]] * 4),  # and last descending
+    ("ARRAY_SORT(ARRAY[3, NULL, 1], FALSE, TRUE)", [[None, 3, 1]] * 4),
+    ("ARRAY_SORT(ARRAY[3, NULL, 1], TRUE, FALSE)", [[1, 3, None]] * 4),
+    ("ARRAY_SORT(a, NULL)", [None] * 4),
     ("ARRAY[1, 2.5]", [[1, 2.5]] * 4),
     ("CAST(ARRAY[1, 2] AS ARRAY<STRING>)", [["1", "2"]] * 4),
     ("ARRAY[a, NULL]", [[[1, 2, 3], None], [[None, 5], None], [[], None], [None, None]]),
@@ -151,6 +161,9 @@ def test_unnest_of_a_map_gives_its_keys_and_values() -> None:
     ("CARDINALITY(s)", SqlError, "CARDINALITY takes one ARRAY or MAP; s is STRING"),
     ("MAP['a', 1, 'b']", SqlError, "MAP[...] takes keys and values in pairs"),
     ("ARRAY_JOIN(a, ',')", SqlError, "ARRAY_JOIN joins an ARRAY<STRING>, not ARRAY<BIGINT>"),
+    ("ARRAY_SORT(a, i > 1)", UnsupportedSql,
+     "ARRAY_SORT with an order that is not TRUE or FALSE is not supported"),
+    ("ARRAY_UNION(a, a)", UnsupportedSql, "the function ARRAY_UNION is not supported"),
     ("CAST(s AS ARRAY<INT>)", UnsupportedSql,
      "CAST from STRING to ARRAY<INT> is not supported; an ARRAY casts to an ARRAY"),
     ("ARRAY_JOIN(SPLIT(s, ','), ',', s)", UnsupportedSql,

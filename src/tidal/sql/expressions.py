@@ -688,6 +688,43 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         present = pl.all_horizontal([p.is_not_null() for p in parts])
         return pl.when(present).then(pl.concat_list(parts) if len(parts) > 1 else parts[0])
 
+    def _flat_element(self, node: exp.Expr, fn: str, array: exp.Expr,
+                      element: exp.Expr) -> tuple[pl.Expr, pl.Expr]:
+        """The array and element arguments of ``fn``, whose elements are not nested (the
+        functions below put the element in a list beside the array's)."""
+        a, dtype = self._array_arg(node, fn, array)
+        if dtype.inner.is_nested():
+            raise unsupported(f"{fn} over an array of ARRAYs, MAPs or ROWs", node)
+        return a, self._element_arg(node, element, dtype)
+
+    def _arrayappend(self, node: exp.ArrayAppend) -> pl.Expr:
+        a, x = self._flat_element(node, "ARRAY_APPEND", node.this, node.expression)
+        return pl.when(a.is_not_null()).then(pl.concat_list([a, x]))
+
+    def _arrayprepend(self, node: exp.ArrayPrepend) -> pl.Expr:
+        # sqlglot reads PostgreSQL's array_prepend(element, array): Flink's array is second
+        a, x = self._flat_element(node, "ARRAY_PREPEND", node.expression, node.this)
+        return pl.when(a.is_not_null()).then(pl.concat_list([x, a]))
+
+    def _arrayremove(self, node: exp.ArrayRemove) -> pl.Expr:
+        """ARRAY_REMOVE(arr, x): without the elements equal to x (NULL removes NULLs)."""
+        a, x = self._flat_element(node, "ARRAY_REMOVE", node.this, node.expression)
+        kept = pl.element().ne_missing(pl.element().first()).slice(1)
+        return pl.concat_list([x, a]).list.eval(pl.element().slice(1).filter(kept))
+
+    def _arraysort(self, node: exp.ArraySort) -> pl.Expr:
+        """ARRAY_SORT(arr[, ascending[, nulls_first]]): ascending by default, NULLs first
+        when ascending and last when descending unless ``nulls_first`` says otherwise."""
+        a, _ = self._array_arg(node, "ARRAY_SORT", node.this)
+        flags = [node.args.get("expression"), node.args.get("asc")]  # sqlglot's names
+        if any(f is not None and not isinstance(f, exp.Boolean | exp.Null) for f in flags):
+            raise unsupported("ARRAY_SORT with an order that is not TRUE or FALSE", node)
+        if any(isinstance(f, exp.Null) for f in flags):
+            return pl.lit(None, self.dtype(a))
+        asc = flags[0] is None or bool(flags[0].this)
+        nulls_first = asc if flags[1] is None else bool(flags[1].this)
+        return a.list.sort(descending=not asc, nulls_last=not nulls_first)
+
     def _arrayreverse(self, node: exp.ArrayReverse) -> pl.Expr:
         return self._array_arg(node, "ARRAY_REVERSE", node.this)[0].list.reverse()
 
