@@ -264,4 +264,8 @@ def describe_type(dtype: pl.DataType) -> str:
         return "TIMESTAMP_LTZ(3)" if dtype.time_zone else "TIMESTAMP(3)"
     if isinstance(dtype, pl.Struct):  # Flink's spelling: ROW<`id` BIGINT, `name` STRING>
         return "ROW<" + ", ".join(f"`{f.name}` {describe_type(f.dtype)}" for f in dtype.fields) + ">"
+    if isinstance(dtype, pl.List):
+        return f"ARRAY<{describe_type(dtype.inner)}>"
+    if isinstance(dtype, pl.Map):
+        return f"MAP<{describe_type(dtype.key)}, {describe_type(dtype.value)}>"
     return names.get(type(dtype), str(dtype))

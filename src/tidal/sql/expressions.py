@@ -149,9 +149,11 @@ _TYPES: dict[str, pl.DataType] = {
 }
 
 
-def sql_type(dt: exp.DataType) -> pl.DataType:
+def sql_type(dt: exp.DataType, *, collections: bool = False) -> pl.DataType:
     """The Polars type of a SQL type (``TIMESTAMP(3)`` → ``Datetime('ms')``, UTC;
-    ``ROW<a INT, ...>`` → ``Struct``, ``ARRAY<T>`` → ``List``, ``MAP<K, V>`` → ``Map``)."""
+    ``ROW<a INT, ...>`` → ``Struct``); with ``collections`` (a CAST, a function's result)
+    also ``ARRAY<T>`` → ``List`` and ``MAP<K, V>`` → ``Map``, which table columns cannot be
+    yet: not every format reads and writes them."""
     name = dt.this.name if hasattr(dt.this, "name") else str(dt.this)
     name = name.upper()
     params = [int(p.this.this) for p in dt.expressions if isinstance(p, exp.DataTypeParam)
@@ -159,11 +161,16 @@ def sql_type(dt: exp.DataType) -> pl.DataType:
     if name in _TYPES:
         return _TYPES[name]
     if dt.this == exp.DType.STRUCT:  # ROW<name TYPE, ...>
-        return pl.Struct([pl.Field(f.name, sql_type(f.kind)) for f in dt.expressions])
-    if dt.this == exp.DType.ARRAY and len(dt.expressions) == 1:  # ARRAY<T>
-        return pl.List(sql_type(dt.expressions[0]))
-    if dt.this == exp.DType.MAP and len(dt.expressions) == 2:  # MAP<K, V>
-        return pl.Map(sql_type(dt.expressions[0]), sql_type(dt.expressions[1]))
+        return pl.Struct([pl.Field(f.name, sql_type(f.kind, collections=collections))
+                          for f in dt.expressions])
+    if (dt.this, len(dt.expressions)) in ((exp.DType.ARRAY, 1), (exp.DType.MAP, 2)):
+        inner = [sql_type(e, collections=True) for e in dt.expressions]
+        out = pl.List(inner[0]) if dt.this == exp.DType.ARRAY else pl.Map(*inner)
+        if not collections:
+            raise unsupported(f"the column type {_describe(out)}", dt,
+                              "ARRAY and MAP values are made in queries (ARRAY[...], MAP[...], "
+                              "SPLIT, ARRAY_AGG, CAST(... AS ARRAY<T>))")
+        return out
     if name in ("DECIMAL", "NUMERIC", "DEC"):
         p = params[0] if params else 10
         s = params[1] if len(params) > 1 else 0
@@ -473,7 +480,7 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         return pl.coalesce([self.expr(node.this), *(self.expr(e) for e in node.expressions)])
 
     def _cast(self, node: exp.Cast) -> pl.Expr:
-        to = sql_type(node.to)
+        to = sql_type(node.to, collections=True)
         v = self.expr(node.this)
         src = self.dtype(v)
         if (dated := self._cast_time(v, src, to)) is not None:  # DATE casts: temporal.py
@@ -831,10 +838,6 @@ def _as_decimal(dt: pl.DataType) -> pl.Decimal:
 def _describe(dtype: pl.DataType | None) -> str:
     from tidal.sql.catalog import describe_type  # catalog imports this module
 
-    if isinstance(dtype, pl.List):
-        return f"ARRAY<{_describe(dtype.inner)}>"
-    if isinstance(dtype, pl.Map):
-        return f"MAP<{_describe(dtype.key)}, {_describe(dtype.value)}>"
     return "NULL" if dtype is None else describe_type(dtype)
 
 

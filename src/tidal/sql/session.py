@@ -238,7 +238,8 @@ class Session:
             return
         dtype = None
         if isinstance(return_type, str):
-            dtype = sql_type(sqlglot.parse_one(f"CAST(x AS {return_type})", read=Flink).to)
+            dtype = sql_type(sqlglot.parse_one(f"CAST(x AS {return_type})", read=Flink).to,
+                             collections=True)
         elif return_type is not None:
             dtype = return_type
         self.functions[name.lower()] = Function(name, fn, vectorized, dtype)
