@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 import tidal as td
-from tidal.sql import UnsupportedSql
+from tidal.sql import SqlError, UnsupportedSql
 
 
 def _flow(name: str) -> td.Flow:
@@ -101,3 +101,22 @@ def test_an_updating_and_an_appending_insert_into_one_table_are_refused(tmp_path
                        "an updating one is not supported; write them into two tables"):
         flow.sql("INSERT INTO totals SELECT what, ref FROM asks;")
     assert [n.name for n in flow.nodes] == before  # the flow is as it was
+
+
+def test_an_insert_into_a_table_made_by_ctas_adds_to_its_rows(tmp_path: Path) -> None:
+    flow = _flow("ctas")
+    flow.sql(f"""
+      CREATE TABLE alerts WITH ('connector' = 'filesystem', 'path' = '{tmp_path}/alerts.jsonl',
+        'format' = 'json') AS SELECT id, item AS reason FROM bids WHERE price > 800;
+      INSERT INTO alerts SELECT ref, what FROM asks;""")
+    flow.run(quiet=True)
+    assert _alerts(tmp_path) == [(4, "c"), (7, "z"), (8, "a")]
+
+
+def test_inserts_of_different_columns_into_one_table_are_an_error(tmp_path: Path) -> None:
+    flow = _flow("columns")
+    flow.sql(_sink_ddl(tmp_path) + "INSERT INTO alerts (id) SELECT id FROM bids;")
+    with pytest.raises(SqlError, match="INSERT INTO alerts: this query writes the columns id, "
+                       "reason but an earlier INSERT INTO alerts writes id; give both the same "
+                       "columns"):
+        flow.sql("INSERT INTO alerts SELECT ref, what FROM asks;")
