@@ -199,8 +199,6 @@ TRIM_FLINK = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="Translator._trim (tidal/sql/expressions.py) ignores "
-                   "LEADING/TRAILING, so LTRIM and RTRIM strip both sides")
 @pytest.mark.parametrize(("sql", "want"), TRIM_FLINK, ids=[c[0] for c in TRIM_FLINK])
 def test_one_sided_trims(sql: str, want: list) -> None:
     assert run(sql, pl.DataFrame({"s": ["  ab  ", None]})) == want

@@ -524,9 +524,14 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         return v.str.slice(off, self.expr(length) if length is not None else None)
 
     def _trim(self, node: exp.Trim) -> pl.Expr:
+        """TRIM([BOTH | LEADING | TRAILING] [chars] FROM s), LTRIM(s), RTRIM(s)."""
         chars = node.expression
-        return self.expr(node.this).str.strip_chars(
-            None if chars is None else chars.this)  # type: ignore[union-attr]
+        s = self.expr(node.this).str
+        c = None if chars is None else self.expr(chars)
+        side = str(node.args.get("position") or "BOTH").upper()
+        if side == "LEADING":
+            return s.strip_chars_start(c)
+        return s.strip_chars_end(c) if side == "TRAILING" else s.strip_chars(c)
 
     def _regexpextract(self, node: exp.RegexpExtract) -> pl.Expr:
         pattern = node.expression
