@@ -165,6 +165,8 @@ def test_unnest_of_a_map_gives_its_keys_and_values() -> None:
     ("ARRAY_SORT(a, i > 1)", UnsupportedSql,
      "ARRAY_SORT with an order that is not TRUE or FALSE is not supported"),
     ("ARRAY_UNION(a, a)", UnsupportedSql, "the function ARRAY_UNION is not supported"),
+    ("SORT_ARRAY(a, FALSE)", UnsupportedSql, "SORT_ARRAY with an order is not supported; "
+     "write Flink's ARRAY_SORT(arr, ascending, nulls_first)"),
     ("CAST(s AS ARRAY<INT>)", UnsupportedSql,
      "CAST from STRING to ARRAY<INT> is not supported; an ARRAY casts to an ARRAY"),
     ("ARRAY_JOIN(SPLIT(s, ','), ',', s)", UnsupportedSql,

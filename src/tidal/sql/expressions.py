@@ -728,6 +728,9 @@ class Translator(StringFunctions, TimeFunctions, NumericFunctions):
         """ARRAY_SORT(arr[, ascending[, nulls_first]]): ascending by default, NULLs first
         when ascending and last when descending unless ``nulls_first`` says otherwise."""
         a, _ = self._array_arg(node, "ARRAY_SORT", node.this)
+        if node.args.get("nulls_first") is not None:  # how sqlglot reads Spark's SORT_ARRAY
+            raise unsupported("SORT_ARRAY with an order", node,
+                              "write Flink's ARRAY_SORT(arr, ascending, nulls_first)")
         flags = [node.args.get("expression"), node.args.get("asc")]  # sqlglot's names
         if any(f is not None and not isinstance(f, exp.Boolean | exp.Null) for f in flags):
             raise unsupported("ARRAY_SORT with an order that is not TRUE or FALSE", node)
