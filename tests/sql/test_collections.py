@@ -1,4 +1,4 @@
-"""Flink's collection values and functions in SQL (tidal.sql.expressions): ARRAY[...] and
+"""Flink's collection values and functions in SQL (tidal.sql.collections): ARRAY[...] and
 ``arr[i]`` (from 1, NULL out of range), MAP[...] and ``map[key]``, ROW(...), CARDINALITY,
 ELEMENT and the ARRAY_* / MAP_* functions, with NULL arrays, NULL elements and the results of
 SPLIT, ARRAY_AGG and UNNEST; where DuckDB computes the same thing (its lists count from 1
