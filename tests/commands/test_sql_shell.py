@@ -350,8 +350,8 @@ def test_completion_offers_tables_columns_functions_and_keywords() -> None:
       CREATE VIEW big AS SELECT id AS big_id FROM t WHERE id > 10;""")
     session.register_function("twice", lambda s: s * 2, return_type="BIGINT")
     complete = Completer(session)
-    assert complete.matches("bi") == ["big", "big_id", "bigint"]
-    assert complete.matches("BI") == ["BIGINT", "big", "big_id"]
+    assert complete.matches("bi") == ["big", "big_id", "bigint", "bin"]  # BIN(): a function
+    assert complete.matches("BI") == ["BIGINT", "BIN", "big", "big_id"]
     assert "UPPER" in complete.matches("UP") and "upper" in complete.matches("up")
     assert "TWICE" in complete.matches("TW")
     assert "TUMBLE" in complete.matches("TUM")
