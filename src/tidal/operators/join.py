@@ -37,7 +37,7 @@ from tidal.api.windows import Sliding, Tumbling
 from tidal.operators.base import Operator
 from tidal.operators.timeattr import TimeAttr
 
-__all__ = ["ReferenceLookup", "StreamJoin", "TemporalJoin", "WindowJoin", "joined_schema"]
+__all__ = ["ExpiresState", "ReferenceLookup", "StreamJoin", "TemporalJoin", "WindowJoin", "joined_schema"]
 
 How = Literal["inner", "left"]
 SUFFIX = "_right"
@@ -74,6 +74,27 @@ def _append(buffer: pl.DataFrame | None, rows: pl.DataFrame) -> pl.DataFrame:
 
 def _user(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop(INTERNAL, strict=False)
+
+
+class ExpiresState:
+    """Drops a join's state as time passes: by the watermark in event time, by the clock's
+    timers in processing time. Mixed in before :class:`Operator` by operators that define
+    ``processing_time``, ``watermark`` and ``_expire(now)``."""
+
+    processing_time: bool
+    watermark: int
+
+    def _expire(self, now: int) -> None:
+        raise AssertionError("an ExpiresState operator defines _expire")
+
+    def on_watermark(self, watermark: int) -> None:
+        self.watermark = watermark
+        if not self.processing_time:
+            self._expire(watermark)
+
+    def on_timer(self, now_ms: int) -> None:
+        if self.processing_time:
+            self._expire(now_ms)
 
 
 class _Join(Operator):
@@ -133,7 +154,7 @@ class _Join(Operator):
         return batch.filter(on_time)
 
 
-class StreamJoin(_Join):
+class StreamJoin(ExpiresState, _Join):
     """Interval join (``lower``/``upper`` in ms) or regular join (``ttl_ms``); see the module
     docstring. Both bounds None and ``ttl_ms`` None keeps every row forever."""
 
@@ -252,15 +273,6 @@ class StreamJoin(_Join):
         if self.ttl is not None:
             keep = keep & (t + self.ttl > now)
         return keep
-
-    def on_watermark(self, watermark: int) -> None:
-        self.watermark = watermark
-        if not self.processing_time:
-            self._expire(watermark)
-
-    def on_timer(self, now_ms: int) -> None:
-        if self.processing_time:
-            self._expire(now_ms)
 
     def close(self) -> None:
         if self.processing_time and self.how == "left":

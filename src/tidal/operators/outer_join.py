@@ -42,7 +42,7 @@ import polars as pl
 
 from tidal.operators.base import Operator
 from tidal.operators.changelog import DELETE
-from tidal.operators.join import LT, RT, SUFFIX, _append, joined_schema
+from tidal.operators.join import LT, RT, SUFFIX, ExpiresState, _append, joined_schema
 from tidal.operators.timeattr import TimeAttr
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ MATCHED = ("__lmatched", "__rmatched")
 TIMES = (LT, RT)
 
 
-class OuterJoin(Operator):
+class OuterJoin(ExpiresState, Operator):
     """An outer regular join on equal ``keys`` (the same column names on both sides); see
     the module docstring. ``keep`` says which sides are preserved: ``(True, False)`` is a
     ``LEFT JOIN``, ``(False, True)`` a ``RIGHT JOIN``, ``(True, True)`` a ``FULL JOIN``.
@@ -174,15 +174,6 @@ class OuterJoin(Operator):
                 continue
             self.sides[port] = held.filter(pl.col(TIMES[port]) + self.ttl > now)
             self.oldest[port] = None
-
-    def on_watermark(self, watermark: int) -> None:
-        self.watermark = watermark
-        if not self.processing_time:
-            self._expire(watermark)
-
-    def on_timer(self, now_ms: int) -> None:
-        if self.processing_time:
-            self._expire(now_ms)
 
     def snapshot(self) -> dict[str, Any]:
         return {"sides": list(self.sides), "next_ids": list(self.next_ids),

@@ -40,7 +40,7 @@ import polars as pl
 
 from tidal.operators.base import Operator
 from tidal.operators.changelog import DELETE
-from tidal.operators.join import _append
+from tidal.operators.join import ExpiresState, _append
 from tidal.operators.timeattr import TimeAttr
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ LT, RT = "__stl", "__str"
 """Int64 times of the held left and right rows (event time, or processing time)."""
 
 
-class SemiJoin(Operator):
+class SemiJoin(ExpiresState, Operator):
     """A semi (``anti=False``) or anti join on equal ``keys``; see the module docstring.
 
     Output: the left input's columns; an anti join adds ``id_column`` and :data:`DELETE`.
@@ -161,15 +161,6 @@ class SemiJoin(Operator):
             self.left = self.left.filter(pl.col(LT) + self.ttl > now)
         if self.right is not None:
             self.right = self.right.filter(pl.col(RT) + self.ttl > now)
-
-    def on_watermark(self, watermark: int) -> None:
-        self.watermark = watermark
-        if not self.processing_time:
-            self._expire(watermark)
-
-    def on_timer(self, now_ms: int) -> None:
-        if self.processing_time:
-            self._expire(now_ms)
 
     def snapshot(self) -> dict[str, Any]:
         return {"left": self.left, "right": self.right, "next_id": self.next_id,
