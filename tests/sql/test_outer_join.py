@@ -24,6 +24,8 @@ from tidal.operators.outer_join import OuterJoin
 from tidal.sql import SqlError
 from tidal.sql.nexmark import ddl
 
+from .crash import crash_and_restart
+
 EVENTS = 10_000
 
 RNG = random.Random(7)
@@ -238,17 +240,7 @@ def test_crash_and_restart_from_a_checkpoint_writes_what_one_run_writes(tmp_path
     build(ref).executor(max_batch_rows=300).run()
     want = result(ref)
     assert any(r[1] == 0 for r in want) and any(r[1] > 0 for r in want)
-    ex = build(out).executor(max_batch_rows=300, checkpoint_dir=out / "ck")
-    ex.open()
-    for i in range(30):  # part of the input, checkpointing on the way, then die
-        ex.step()
-        if i % 11 == 10:
-            ex.checkpoint()
-    assert ex.store is not None
-    ex.store.unlock()  # what the kernel does when the process dies
-    again = build(out).executor(max_batch_rows=300, checkpoint_dir=out / "ck")
-    again.run()
-    assert again.restored is not None
+    crash_and_restart(lambda: build(out), out / "ck", batch_rows=300, every=11)
     assert result(out) == want
 
 

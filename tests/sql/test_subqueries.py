@@ -24,6 +24,8 @@ from tidal.operators.semi import SemiJoin
 from tidal.sql import SqlError
 from tidal.sql.nexmark import ddl
 
+from .crash import crash_and_restart
+
 RNG = random.Random(11)
 ORDERS = pl.DataFrame(
     [{"oid": i, "k": RNG.choice([None, *range(30)]), "qty": RNG.randint(0, 9), "t": i * 10}
@@ -339,17 +341,7 @@ def test_crash_and_restart_from_a_checkpoint_writes_what_one_run_writes(tmp_path
     build(ref).executor(max_batch_rows=300).run()
     want = result(ref)
     assert want
-    ex = build(out).executor(max_batch_rows=300, checkpoint_dir=out / "ck")
-    ex.open()
-    for i in range(30):  # part of the input, checkpointing on the way, then die
-        ex.step()
-        if i % 11 == 10:
-            ex.checkpoint()
-    assert ex.store is not None
-    ex.store.unlock()  # what the kernel does when the process dies
-    again = build(out).executor(max_batch_rows=300, checkpoint_dir=out / "ck")
-    again.run()
-    assert again.restored is not None
+    crash_and_restart(lambda: build(out), out / "ck", batch_rows=300, every=11)
     assert result(out) == want
 
 

@@ -17,6 +17,8 @@ import pytest
 import tidal as td
 from tidal.sql import SqlError
 
+from .crash import crash_and_restart
+
 DISORDER_MS = 3_000
 """How far rows arrive out of event-time order; the watermarks allow for it."""
 
@@ -208,17 +210,7 @@ def test_a_restart_from_a_checkpoint_writes_what_one_run_writes(tmp_path: Path) 
     whole.run()
     want = _written(ref)
     assert len(want) == 600
-    ex = _recovery_flow(out, out).executor(max_batch_rows=5, checkpoint_dir=out / "ck")
-    ex.open()
-    for i in range(30):  # part of the input, checkpointing on the way, then die
-        ex.step()
-        if i % 13 == 12:
-            ex.checkpoint()
-    assert ex.store is not None
-    ex.store.unlock()  # what the kernel does when the process dies
-    again = _recovery_flow(out, out).executor(max_batch_rows=5, checkpoint_dir=out / "ck")
-    again.run()
-    assert again.restored is not None  # it went on from the checkpoint, not from scratch
+    again = crash_and_restart(lambda: _recovery_flow(out, out), out / "ck", batch_rows=5, every=13)
     assert 0 < again.metrics.steps["orders"].rows_out < 600
     assert _written(out) == want
 
